@@ -1,1 +1,11 @@
+//! The browser entry point: hydrates the page the server rendered with [`app::App`].
 
+#![forbid(unsafe_code)]
+
+use wasm_bindgen::prelude::wasm_bindgen;
+
+#[wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

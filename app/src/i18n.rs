@@ -1,0 +1,258 @@
+//! Every UI string, in English and Simplified Chinese.
+//!
+//! The language is a signal that starts as English on the server and in the browser alike, so the
+//! hydrated markup matches the server's; [`I18n::detect`] switches it after mount from
+//! `navigator.language` (anything starting with `zh` is Chinese).
+
+use leptos::prelude::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Lang {
+    /// Picks the language for a BCP 47 tag such as `zh-TW` or `en-US`.
+    pub fn from_tag(tag: &str) -> Self {
+        if tag.trim().to_ascii_lowercase().starts_with("zh") {
+            Lang::Zh
+        } else {
+            Lang::En
+        }
+    }
+
+    pub fn html_tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+}
+
+/// The keys of the string table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum K {
+    // widget
+    Greeting,
+    GreetingSub,
+    TypicalReply,
+    AgentsOnline,
+    Close,
+    TypeMessage,
+    Send,
+    Sending,
+    Sent,
+    Failed,
+    Retry,
+    Reconnecting,
+    Typing,
+    ChatUnavailable,
+    PoweredBy,
+    // console
+    Console,
+    SignIn,
+    SignInTitle,
+    SignInSub,
+    Email,
+    Password,
+    SigningIn,
+    LoginFailed,
+    LogOut,
+    Inbox,
+    OpenTab,
+    ResolvedTab,
+    NoConversations,
+    PickConversation,
+    PickConversationSub,
+    VisitorLabel,
+    Back,
+    Resolve,
+    Reopen,
+    Reply,
+    InternalNote,
+    NoteToggle,
+    NotePlaceholder,
+    ReplyPlaceholder,
+    VisitorPanel,
+    Name,
+    CurrentPage,
+    Referrer,
+    Browser,
+    Os,
+    Ip,
+    Locale,
+    LocalTime,
+    Unknown,
+    Details,
+    JustNow,
+    MinutesAgo,
+    HoursAgo,
+    DaysAgo,
+    NoMessagesYet,
+    Loading,
+    StatusOpen,
+    StatusPending,
+    StatusResolved,
+    StatusSnoozed,
+    You,
+    Bot,
+    System,
+}
+
+/// The table: key → (English, Chinese). `{n}` is replaced by a number where a string has one.
+pub fn pair(k: K) -> (&'static str, &'static str) {
+    match k {
+        K::Greeting => ("Hi there 👋", "你好 👋"),
+        K::GreetingSub => (
+            "Ask us anything. We're happy to help.",
+            "有什么可以帮您？请随时留言。",
+        ),
+        K::TypicalReply => (
+            "We typically reply in a few minutes",
+            "我们通常几分钟内回复",
+        ),
+        K::AgentsOnline => ("We're online", "客服在线"),
+        K::Close => ("Close chat", "关闭聊天"),
+        K::TypeMessage => ("Write a message…", "输入消息…"),
+        K::Send => ("Send", "发送"),
+        K::Sending => ("Sending…", "发送中…"),
+        K::Sent => ("Sent", "已发送"),
+        K::Failed => ("Not sent", "发送失败"),
+        K::Retry => ("Retry", "重试"),
+        K::Reconnecting => ("Reconnecting…", "正在重新连接…"),
+        K::Typing => ("typing…", "正在输入…"),
+        K::ChatUnavailable => ("Chat is unavailable right now.", "聊天暂时不可用。"),
+        K::PoweredBy => ("Powered by Kefu", "由 Kefu 提供支持"),
+        K::Console => ("Kefu console", "Kefu 客服台"),
+        K::SignIn => ("Sign in", "登录"),
+        K::SignInTitle => ("Sign in to Kefu", "登录 Kefu"),
+        K::SignInSub => ("Answer your visitors in real time.", "实时回复您的访客。"),
+        K::Email => ("Email", "邮箱"),
+        K::Password => ("Password", "密码"),
+        K::SigningIn => ("Signing in…", "正在登录…"),
+        K::LoginFailed => ("Sign-in failed", "登录失败"),
+        K::LogOut => ("Log out", "退出登录"),
+        K::Inbox => ("Conversations", "会话"),
+        K::OpenTab => ("Open", "进行中"),
+        K::ResolvedTab => ("Resolved", "已解决"),
+        K::NoConversations => ("No conversations yet", "暂无会话"),
+        K::PickConversation => ("No conversation selected", "未选择会话"),
+        K::PickConversationSub => (
+            "Pick one from the list to start replying.",
+            "从左侧列表选择一个会话开始回复。",
+        ),
+        K::VisitorLabel => ("Visitor", "访客"),
+        K::Back => ("Back", "返回"),
+        K::Resolve => ("Resolve", "标记解决"),
+        K::Reopen => ("Reopen", "重新打开"),
+        K::Reply => ("Reply", "回复"),
+        K::InternalNote => ("internal note", "内部备注"),
+        K::NoteToggle => ("Internal note", "内部备注"),
+        K::NotePlaceholder => (
+            "Write an internal note (the visitor won't see it)…",
+            "写一条内部备注（访客看不到）…",
+        ),
+        K::ReplyPlaceholder => ("Write a reply…", "输入回复…"),
+        K::VisitorPanel => ("Visitor", "访客信息"),
+        K::Name => ("Name", "姓名"),
+        K::CurrentPage => ("Current page", "当前页面"),
+        K::Referrer => ("Referrer", "来源"),
+        K::Browser => ("Browser", "浏览器"),
+        K::Os => ("OS", "操作系统"),
+        K::Ip => ("IP", "IP"),
+        K::Locale => ("Language", "语言"),
+        K::LocalTime => ("Local time", "当地时间"),
+        K::Unknown => ("—", "—"),
+        K::Details => ("Details", "详情"),
+        K::JustNow => ("just now", "刚刚"),
+        K::MinutesAgo => ("{n} min ago", "{n} 分钟前"),
+        K::HoursAgo => ("{n} h ago", "{n} 小时前"),
+        K::DaysAgo => ("{n} d ago", "{n} 天前"),
+        K::NoMessagesYet => ("No messages yet", "暂无消息"),
+        K::Loading => ("Loading…", "加载中…"),
+        K::StatusOpen => ("Open", "进行中"),
+        K::StatusPending => ("Pending", "待处理"),
+        K::StatusResolved => ("Resolved", "已解决"),
+        K::StatusSnoozed => ("Snoozed", "已暂缓"),
+        K::You => ("You", "我"),
+        K::Bot => ("Bot", "机器人"),
+        K::System => ("System", "系统"),
+    }
+}
+
+pub fn text(lang: Lang, k: K) -> &'static str {
+    let (en, zh) = pair(k);
+    match lang {
+        Lang::En => en,
+        Lang::Zh => zh,
+    }
+}
+
+/// The current language, shared by context. Reading a string through it is reactive.
+#[derive(Debug, Clone, Copy)]
+pub struct I18n(pub RwSignal<Lang>);
+
+impl I18n {
+    /// Provides the language signal (English until [`I18n::detect`] runs).
+    pub fn provide() -> Self {
+        let i = I18n(RwSignal::new(Lang::En));
+        provide_context(i);
+        i
+    }
+
+    pub fn get() -> Self {
+        use_context::<I18n>().unwrap_or_else(|| I18n(RwSignal::new(Lang::En)))
+    }
+
+    pub fn lang(self) -> Lang {
+        self.0.get()
+    }
+
+    /// The string for `k` in the current language (tracks the language signal).
+    pub fn t(self, k: K) -> &'static str {
+        text(self.0.get(), k)
+    }
+
+    /// The string for `k` with `{n}` replaced.
+    pub fn tn(self, k: K, n: impl std::fmt::Display) -> String {
+        self.t(k).replace("{n}", &n.to_string())
+    }
+
+    /// Switches to the browser's language and marks `<html lang>` accordingly. Browser only.
+    pub fn detect(self) {
+        #[cfg(feature = "hydrate")]
+        {
+            let window = leptos::prelude::window();
+            let tag = window.navigator().language().unwrap_or_default();
+            let lang = Lang::from_tag(&tag);
+            self.0.set(lang);
+            if let Some(root) = window.document().and_then(|d| d.document_element()) {
+                let _ = root.set_attribute("lang", lang.html_tag());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_chinese_for_any_zh_tag() {
+        assert_eq!(Lang::from_tag("zh"), Lang::Zh);
+        assert_eq!(Lang::from_tag("zh-TW"), Lang::Zh);
+        assert_eq!(Lang::from_tag("ZH-cn"), Lang::Zh);
+        assert_eq!(Lang::from_tag("en-US"), Lang::En);
+        assert_eq!(Lang::from_tag(""), Lang::En);
+    }
+
+    #[test]
+    fn numbers_are_filled_in() {
+        assert_eq!(
+            text(Lang::Zh, K::MinutesAgo).replace("{n}", "3"),
+            "3 分钟前"
+        );
+    }
+}
