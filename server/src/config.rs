@@ -1,0 +1,269 @@
+//! Settings: defaults, then an optional YAML file, then `KEFU__SECTION__KEY` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub bus: BusSettings,
+    pub protocols: Protocols,
+    pub limits: Limits,
+    pub bootstrap: Bootstrap,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// The address browsers use to reach this server; used in the embed snippet.
+    /// Defaults to `http://localhost:<port>`.
+    pub public_url: Option<String>,
+    /// Where the built site (wasm, JS, CSS, public/) is; default `target/site` or `LEPTOS_SITE_ROOT`.
+    pub site_root: Option<PathBuf>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct StorageSettings {
+    pub url: String,
+    /// `full` (default): a commit survives power loss. `normal`: survives a crash of the process.
+    pub sqlite_synchronous: String,
+    /// Most messages committed in one transaction (group commit).
+    pub max_batch: usize,
+}
+
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSettings")
+            .field("url", &redact_url(&self.url))
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("max_batch", &self.max_batch)
+            .finish()
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host/…` URL.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((cred, host)) = rest.split_once('@')
+        && let Some((user, _)) = cred.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BusSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct Protocols {
+    pub websocket: WebSocketSettings,
+    pub long_polling: LongPollingSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebSocketSettings {
+    pub max_conn: usize,
+    pub heartbeat_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LongPollingSettings {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Frames above this size are refused with `too_large`; the connection stays open.
+    pub max_frame_bytes: usize,
+    /// Frames above this size close the connection (the socket will not read them).
+    pub hard_frame_bytes: usize,
+    /// Largest HTTP request body.
+    pub max_body_bytes: usize,
+    /// Messages a visitor may send per second, over all tabs and transports, and the burst.
+    pub visitor_msgs_per_sec: f64,
+    pub visitor_burst: f64,
+    /// Frames of any kind one connection may send per second, and the burst.
+    pub conn_frames_per_sec: f64,
+    pub conn_frame_burst: f64,
+    /// Events queued for one connection before it counts as a slow consumer and is closed.
+    pub conn_queue: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Bootstrap {
+    /// Email of the admin created on the first start with an empty database.
+    pub admin_email: String,
+    /// Skip creating the first admin and site (tests create their own).
+    pub disabled: bool,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8848".parse().expect("valid default address"),
+            public_url: None,
+            site_root: None,
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/kefu.db".into(),
+            sqlite_synchronous: "full".into(),
+            max_batch: 512,
+        }
+    }
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        Self {
+            url: "memory://".into(),
+        }
+    }
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        Self {
+            max_conn: 100_000,
+            heartbeat_ms: 25_000,
+        }
+    }
+}
+
+impl Default for LongPollingSettings {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 32 * 1024,
+            hard_frame_bytes: 256 * 1024,
+            max_body_bytes: 64 * 1024,
+            visitor_msgs_per_sec: 5.0,
+            visitor_burst: 20.0,
+            conn_frames_per_sec: 50.0,
+            conn_frame_burst: 100.0,
+            conn_queue: 512,
+        }
+    }
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Self {
+            admin_email: "admin@kefu.local".into(),
+            disabled: false,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::default(),
+            storage: StorageSettings::default(),
+            bus: BusSettings::default(),
+            protocols: Protocols::default(),
+            limits: Limits::default(),
+            bootstrap: Bootstrap::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads settings: `file` if given (it must exist), else `./kefu.yaml` if present, then the
+    /// `KEFU__…` environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut builder = config::Config::builder();
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                builder = builder.add_source(config::File::from(path));
+            }
+            None if Path::new("kefu.yaml").exists() => {
+                builder = builder.add_source(config::File::with_name("kefu.yaml"));
+            }
+            None => {}
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("KEFU")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let settings: Settings = builder
+            .build()?
+            .try_deserialize()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        Ok(settings)
+    }
+
+    pub fn public_url(&self, port: u16) -> String {
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{port}"))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_database_passwords() {
+        assert_eq!(
+            redact_url("postgres://kefu:s3cret@db:5432/kefu"),
+            "postgres://kefu:***@db:5432/kefu"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/kefu.db"),
+            "sqlite://data/kefu.db"
+        );
+        let s = StorageSettings {
+            url: "postgres://u:pw@h/d".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{s:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn yaml_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.yaml");
+        std::fs::write(
+            &path,
+            "server:\n  listen: \"127.0.0.1:9000\"\nstorage:\n  url: \"sqlite://x.db\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.server.listen.port(), 9000);
+        assert_eq!(s.storage.url, "sqlite://x.db");
+        assert_eq!(s.protocols.websocket.heartbeat_ms, 25_000);
+        assert!(Settings::load(Some(&dir.path().join("missing.yaml"))).is_err());
+    }
+}

@@ -1,0 +1,260 @@
+//! Storage: durability and order. One trait, one implementation per backend, chosen by the URL
+//! scheme; every append goes through the group-commit [`writer`] so that "durable before ack"
+//! costs one commit per batch, not per message.
+
+pub mod sqlite;
+pub mod writer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use kefu::model::{Conversation, ConversationStatus, Message, Sender, SenderKind, VisitorInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StorageError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StorageError::Conflict(db.message().to_owned())
+            }
+            _ => StorageError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "agent" => Some(Role::Agent),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub id: String,
+    pub site_key: String,
+    pub secret: String,
+    pub name: String,
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct Agent {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    pub fn info(&self) -> kefu::model::AgentInfo {
+        kefu::model::AgentInfo {
+            id: self.id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            role: self.role.as_str().to_owned(),
+        }
+    }
+}
+
+pub struct NewAgent {
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+/// What a widget session tells about the visitor; `None` fields keep what is stored.
+#[derive(Debug, Clone, Default)]
+pub struct VisitorUpsert {
+    /// An existing visitor (from a valid token) or `None` for a new one.
+    pub id: Option<String>,
+    pub site_id: String,
+    pub external_id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub page_url: Option<String>,
+    pub referrer: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub utc_offset_minutes: Option<i32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VisitorRecord {
+    pub site_id: String,
+    pub info: VisitorInfo,
+}
+
+/// Where an appended message goes.
+#[derive(Debug, Clone)]
+pub enum AppendTarget {
+    Conversation(String),
+    /// The visitor's current (not resolved) conversation, opened if there is none.
+    VisitorCurrent {
+        visitor_id: String,
+        site_id: String,
+        /// Assigned if the conversation is opened by this append.
+        assignee_if_new: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub target: AppendTarget,
+    pub sender: Sender,
+    pub body: String,
+    pub private: bool,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppendOutcome {
+    pub message: Message,
+    /// The conversation after the append.
+    pub conversation: Conversation,
+    /// The `client_msg_id` had been used: `message` is the one stored the first time.
+    pub duplicate: bool,
+    /// This append opened the conversation.
+    pub opened: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Only these sites; `None` for every site.
+    pub site_ids: Option<Vec<String>>,
+    pub statuses: Vec<ConversationStatus>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Returns the named secret, storing `fresh` first if there is none.
+    async fn secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>>;
+
+    /// Creates a site. Admins see it at once; agents join it with [`Storage::add_agent_to_site`].
+    async fn create_site(&self, name: &str, allowed_origins: &[String]) -> Result<Site>;
+    async fn add_agent_to_site(&self, site_id: &str, agent_id: &str) -> Result<()>;
+    async fn site(&self, id: &str) -> Result<Option<Site>>;
+    async fn site_by_key(&self, site_key: &str) -> Result<Option<Site>>;
+    async fn sites(&self) -> Result<Vec<Site>>;
+
+    /// Creates an agent; `Conflict` if the email is taken. New agents join every existing site.
+    async fn create_agent(&self, agent: NewAgent) -> Result<Agent>;
+    async fn agent(&self, id: &str) -> Result<Option<Agent>>;
+    async fn agent_by_email(&self, email: &str) -> Result<Option<Agent>>;
+    async fn agent_count(&self) -> Result<u64>;
+    /// The sites whose conversations the agent sees (every site for admins).
+    async fn agent_site_ids(&self, agent: &Agent) -> Result<Vec<String>>;
+    async fn create_api_token(&self, agent_id: &str, token_hash: &str) -> Result<()>;
+    async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<Agent>>;
+
+    async fn upsert_visitor(&self, visitor: VisitorUpsert) -> Result<VisitorRecord>;
+    async fn visitor(&self, id: &str) -> Result<Option<VisitorRecord>>;
+
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>>;
+    /// The visitor's newest conversation that is not resolved.
+    async fn current_conversation(&self, visitor_id: &str) -> Result<Option<Conversation>>;
+    /// Conversations with the console's extensions (visitor, unread, last message), newest
+    /// activity first.
+    async fn list_conversations(&self, filter: ConversationFilter) -> Result<Vec<Conversation>>;
+    async fn set_status(&self, id: &str, status: ConversationStatus)
+    -> Result<Option<Conversation>>;
+    /// Assigns the conversation to `agent_id` if it has no assignee; returns it when it changed.
+    async fn claim(&self, id: &str, agent_id: &str) -> Result<Option<Conversation>>;
+    /// Records that `reader` has read up to `seq` (never moves backwards).
+    async fn mark_read(&self, id: &str, reader: SenderKind, seq: u64) -> Result<()>;
+
+    /// Appends every request in one transaction, in order; one result per request.
+    /// A storage failure fails the whole batch (nothing of it is committed).
+    async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<AppendOutcome>>>;
+    /// Messages with `seq > after_seq`, ascending, at most `limit`.
+    async fn messages_after(
+        &self,
+        conversation_id: &str,
+        after_seq: u64,
+        limit: u32,
+        include_private: bool,
+    ) -> Result<Vec<Message>>;
+}
+
+/// Opens the storage named by `url`, creating and migrating the database as needed.
+pub async fn connect(settings: &crate::config::StorageSettings) -> anyhow::Result<Arc<dyn Storage>> {
+    let url = settings.url.as_str();
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStorage::open(settings).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        anyhow::bail!(
+            "storage.url {}: PostgreSQL is not available in this build yet; use sqlite://",
+            crate::config::redact_url(url)
+        )
+    } else {
+        anyhow::bail!(
+            "storage.url {}: unknown scheme (expected sqlite:// or postgres://)",
+            crate::config::redact_url(url)
+        )
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 UTC with milliseconds, as the protocol's times are.
+pub fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// A new opaque id: UUIDv7 (time-ordered, so indexes stay compact), as 32 hex digits.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}

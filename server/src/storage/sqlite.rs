@@ -1,0 +1,706 @@
+//! SQLite: WAL, one write connection (all writes are serialized there, so there is no
+//! `SQLITE_BUSY` between our own writers) and a small pool of read connections.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kefu::model::{Conversation, ConversationStatus, Message, Sender, SenderKind, VisitorInfo};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+
+use super::*;
+
+pub struct SqliteStorage {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+const MSG_COLS: &str = "id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at";
+const CONV_COLS: &str =
+    "id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at";
+const VISITOR_COLS: &str = "id, site_id, external_id, name, email, page_url, referrer, user_agent, ip, locale, timezone, utc_offset_minutes, last_seen_at";
+const AGENT_COLS: &str = "id, email, name, password_hash, role";
+const SITE_COLS: &str = "id, site_key, secret, name, allowed_origins";
+
+impl SqliteStorage {
+    pub async fn open(settings: &crate::config::StorageSettings) -> anyhow::Result<Self> {
+        let url = settings.url.as_str();
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| anyhow::anyhow!("storage.url {url}: {e}"))?;
+        let path = options.get_filename().to_owned();
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create the database folder {}: {e}", dir.display())
+            })?;
+        }
+        let synchronous = match settings.sqlite_synchronous.as_str() {
+            "normal" => SqliteSynchronous::Normal,
+            "full" => SqliteSynchronous::Full,
+            other => anyhow::bail!(
+                "storage.sqlite_synchronous must be \"full\" or \"normal\", not {other:?}"
+            ),
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .statement_cache_capacity(64);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&write)
+            .await
+            .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { write, read })
+    }
+
+    /// The pool for other stores that keep their tables in the same database (sessions).
+    pub fn write_pool(&self) -> SqlitePool {
+        self.write.clone()
+    }
+}
+
+fn message_from_row(row: &SqliteRow) -> Message {
+    let kind: String = row.get("sender_kind");
+    Message {
+        id: row.get("id"),
+        conversation_id: row.get("conversation_id"),
+        seq: row.get::<i64, _>("seq") as u64,
+        sender: Sender {
+            kind: SenderKind::parse(&kind).unwrap_or(SenderKind::System),
+            id: row.get("sender_id"),
+            name: row.get("sender_name"),
+        },
+        body: row.get("body"),
+        private: row.get::<i64, _>("private") != 0,
+        client_msg_id: row.get("client_msg_id"),
+        created_at: rfc3339(row.get("created_at")),
+    }
+}
+
+fn conversation_from_row(row: &SqliteRow) -> Conversation {
+    let status: String = row.get("status");
+    Conversation {
+        id: row.get("id"),
+        site_id: row.get("site_id"),
+        visitor_id: row.get("visitor_id"),
+        status: ConversationStatus::parse(&status).unwrap_or(ConversationStatus::Open),
+        assignee_id: row.get("assignee_id"),
+        last_seq: row.get::<i64, _>("last_seq") as u64,
+        created_at: rfc3339(row.get("created_at")),
+        updated_at: rfc3339(row.get("updated_at")),
+        visitor: None,
+        unread: None,
+        last_message: None,
+    }
+}
+
+fn visitor_from_row(row: &SqliteRow) -> VisitorRecord {
+    let ua: Option<String> = row.get("user_agent");
+    let (browser, os) = ua
+        .as_deref()
+        .map(crate::useragent::describe)
+        .unwrap_or((None, None));
+    VisitorRecord {
+        site_id: row.get("site_id"),
+        info: VisitorInfo {
+            id: row.get("id"),
+            name: row.get("name"),
+            email: row.get("email"),
+            external_id: row.get("external_id"),
+            page_url: row.get("page_url"),
+            referrer: row.get("referrer"),
+            browser,
+            os,
+            ip: row.get("ip"),
+            locale: row.get("locale"),
+            timezone: row.get("timezone"),
+            utc_offset_minutes: row.get::<Option<i64>, _>("utc_offset_minutes").map(|m| m as i32),
+            last_seen_at: Some(rfc3339(row.get("last_seen_at"))),
+        },
+    }
+}
+
+fn agent_from_row(row: &SqliteRow) -> Agent {
+    let role: String = row.get("role");
+    Agent {
+        id: row.get("id"),
+        email: row.get("email"),
+        name: row.get("name"),
+        password_hash: row.get("password_hash"),
+        role: Role::parse(&role).unwrap_or(Role::Agent),
+    }
+}
+
+fn site_from_row(row: &SqliteRow) -> Site {
+    let origins: String = row.get("allowed_origins");
+    Site {
+        id: row.get("id"),
+        site_key: row.get("site_key"),
+        secret: row.get("secret"),
+        name: row.get("name"),
+        allowed_origins: serde_json::from_str(&origins).unwrap_or_default(),
+    }
+}
+
+fn random_token(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+impl SqliteStorage {
+    async fn conversation_in(
+        conn: &mut SqliteConnection,
+        id: &str,
+    ) -> Result<Option<Conversation>, sqlx::Error> {
+        let row = sqlx::query(&format!("SELECT {CONV_COLS} FROM conversations WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.as_ref().map(conversation_from_row))
+    }
+
+    /// One append inside the batch transaction. The outer error aborts the batch; the inner one
+    /// is this request's answer.
+    async fn append_one(
+        conn: &mut SqliteConnection,
+        req: &AppendRequest,
+    ) -> Result<Result<AppendOutcome>, sqlx::Error> {
+        if let Some(cmid) = &req.client_msg_id {
+            let existing = sqlx::query(&format!(
+                "SELECT {MSG_COLS} FROM messages WHERE sender_kind = ? AND sender_id = ? AND client_msg_id = ?"
+            ))
+            .bind(req.sender.kind.as_str())
+            .bind(&req.sender.id)
+            .bind(cmid)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = existing {
+                let message = message_from_row(&row);
+                let Some(conversation) =
+                    Self::conversation_in(conn, &message.conversation_id).await?
+                else {
+                    return Ok(Err(StorageError::NotFound));
+                };
+                return Ok(Ok(AppendOutcome {
+                    message,
+                    conversation,
+                    duplicate: true,
+                    opened: false,
+                }));
+            }
+        }
+
+        let now = now_ms();
+        let (mut conversation, opened) = match &req.target {
+            AppendTarget::Conversation(id) => match Self::conversation_in(conn, id).await? {
+                Some(c) => (c, false),
+                None => return Ok(Err(StorageError::NotFound)),
+            },
+            AppendTarget::VisitorCurrent {
+                visitor_id,
+                site_id,
+                assignee_if_new,
+            } => {
+                let row = sqlx::query(&format!(
+                    "SELECT {CONV_COLS} FROM conversations WHERE visitor_id = ? AND status <> 'resolved' ORDER BY created_at DESC LIMIT 1"
+                ))
+                .bind(visitor_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                match row {
+                    Some(row) => (conversation_from_row(&row), false),
+                    None => {
+                        let id = new_id();
+                        sqlx::query(
+                            "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) VALUES (?, ?, ?, 'open', ?, 0, ?, ?)",
+                        )
+                        .bind(&id)
+                        .bind(site_id)
+                        .bind(visitor_id)
+                        .bind(assignee_if_new)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?;
+                        let c = Conversation {
+                            id,
+                            site_id: site_id.clone(),
+                            visitor_id: visitor_id.clone(),
+                            status: ConversationStatus::Open,
+                            assignee_id: assignee_if_new.clone(),
+                            last_seq: 0,
+                            created_at: rfc3339(now),
+                            updated_at: rfc3339(now),
+                            visitor: None,
+                            unread: None,
+                            last_message: None,
+                        };
+                        (c, true)
+                    }
+                }
+            }
+        };
+
+        let seq = conversation.last_seq + 1;
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&conversation.id)
+        .bind(seq as i64)
+        .bind(req.sender.kind.as_str())
+        .bind(&req.sender.id)
+        .bind(&req.sender.name)
+        .bind(&req.body)
+        .bind(req.private as i64)
+        .bind(&req.client_msg_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?")
+            .bind(seq as i64)
+            .bind(now)
+            .bind(&conversation.id)
+            .execute(&mut *conn)
+            .await?;
+        conversation.last_seq = seq;
+        conversation.updated_at = rfc3339(now);
+        let message = Message {
+            id,
+            conversation_id: conversation.id.clone(),
+            seq,
+            sender: req.sender.clone(),
+            body: req.body.clone(),
+            private: req.private,
+            client_msg_id: req.client_msg_id.clone(),
+            created_at: rfc3339(now),
+        };
+        Ok(Ok(AppendOutcome {
+            message,
+            conversation,
+            duplicate: false,
+            opened,
+        }))
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>> {
+        sqlx::query("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(&fresh)
+            .execute(&self.write)
+            .await?;
+        let row = sqlx::query("SELECT value FROM secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.write)
+            .await?;
+        Ok(row.get("value"))
+    }
+
+    async fn create_site(&self, name: &str, allowed_origins: &[String]) -> Result<Site> {
+        let site = Site {
+            id: new_id(),
+            site_key: format!("site_{}", random_token(12)),
+            secret: random_token(32),
+            name: name.to_owned(),
+            allowed_origins: allowed_origins.to_vec(),
+        };
+        let mut tx = self.write.begin().await?;
+        sqlx::query("INSERT INTO sites (id, site_key, secret, name, allowed_origins, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&site.id)
+            .bind(&site.site_key)
+            .bind(&site.secret)
+            .bind(&site.name)
+            .bind(serde_json::to_string(&site.allowed_origins).unwrap_or_else(|_| "[]".into()))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(site)
+    }
+
+    async fn add_agent_to_site(&self, site_id: &str, agent_id: &str) -> Result<()> {
+        sqlx::query("INSERT INTO site_agents (site_id, agent_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(site_id)
+            .bind(agent_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn site(&self, id: &str) -> Result<Option<Site>> {
+        let row = sqlx::query(&format!("SELECT {SITE_COLS} FROM sites WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.as_ref().map(site_from_row))
+    }
+
+    async fn site_by_key(&self, site_key: &str) -> Result<Option<Site>> {
+        let row = sqlx::query(&format!("SELECT {SITE_COLS} FROM sites WHERE site_key = ?"))
+            .bind(site_key)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.as_ref().map(site_from_row))
+    }
+
+    async fn sites(&self) -> Result<Vec<Site>> {
+        let rows = sqlx::query(&format!("SELECT {SITE_COLS} FROM sites ORDER BY created_at"))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(site_from_row).collect())
+    }
+
+    async fn create_agent(&self, agent: NewAgent) -> Result<Agent> {
+        let id = new_id();
+        let mut tx = self.write.begin().await?;
+        let inserted = sqlx::query("INSERT INTO agents (id, email, name, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&id)
+            .bind(&agent.email)
+            .bind(&agent.name)
+            .bind(&agent.password_hash)
+            .bind(agent.role.as_str())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                return Err(StorageError::Conflict(format!(
+                    "an agent with email {} already exists",
+                    agent.email
+                )));
+            }
+            other => {
+                other?;
+            }
+        }
+        sqlx::query("INSERT INTO site_agents (site_id, agent_id) SELECT id, ? FROM sites")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Agent {
+            id,
+            email: agent.email,
+            name: agent.name,
+            password_hash: agent.password_hash,
+            role: agent.role,
+        })
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<Agent>> {
+        let row = sqlx::query(&format!("SELECT {AGENT_COLS} FROM agents WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.as_ref().map(agent_from_row))
+    }
+
+    async fn agent_by_email(&self, email: &str) -> Result<Option<Agent>> {
+        let row = sqlx::query(&format!(
+            "SELECT {AGENT_COLS} FROM agents WHERE email = ? COLLATE NOCASE"
+        ))
+        .bind(email)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.as_ref().map(agent_from_row))
+    }
+
+    async fn agent_count(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM agents")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.get::<i64, _>("n") as u64)
+    }
+
+    async fn agent_site_ids(&self, agent: &Agent) -> Result<Vec<String>> {
+        let rows = if agent.role == Role::Admin {
+            sqlx::query("SELECT id AS site_id FROM sites")
+                .fetch_all(&self.read)
+                .await?
+        } else {
+            sqlx::query("SELECT site_id FROM site_agents WHERE agent_id = ?")
+                .bind(&agent.id)
+                .fetch_all(&self.read)
+                .await?
+        };
+        Ok(rows.iter().map(|r| r.get("site_id")).collect())
+    }
+
+    async fn create_api_token(&self, agent_id: &str, token_hash: &str) -> Result<()> {
+        sqlx::query("INSERT INTO api_tokens (token_hash, agent_id, created_at) VALUES (?, ?, ?)")
+            .bind(token_hash)
+            .bind(agent_id)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<Agent>> {
+        let row = sqlx::query(
+            "SELECT a.id, a.email, a.name, a.password_hash, a.role FROM api_tokens t JOIN agents a ON a.id = t.agent_id WHERE t.token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.as_ref().map(agent_from_row))
+    }
+
+    async fn upsert_visitor(&self, v: VisitorUpsert) -> Result<VisitorRecord> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        // A verified user of the host site is the same visitor on every device.
+        let mut id = v.id.clone();
+        if let Some(ext) = &v.external_id {
+            let row = sqlx::query("SELECT id FROM visitors WHERE site_id = ? AND external_id = ?")
+                .bind(&v.site_id)
+                .bind(ext)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = row {
+                id = Some(row.get("id"));
+            }
+        }
+        let existing = match &id {
+            Some(id) => sqlx::query("SELECT id FROM visitors WHERE id = ? AND site_id = ?")
+                .bind(id)
+                .bind(&v.site_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get::<String, _>("id")),
+            None => None,
+        };
+        let id = match existing {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE visitors SET external_id = COALESCE(?, external_id), name = COALESCE(?, name), email = COALESCE(?, email), page_url = COALESCE(?, page_url), referrer = COALESCE(?, referrer), user_agent = COALESCE(?, user_agent), ip = COALESCE(?, ip), locale = COALESCE(?, locale), timezone = COALESCE(?, timezone), utc_offset_minutes = COALESCE(?, utc_offset_minutes), last_seen_at = ? WHERE id = ?",
+                )
+                .bind(&v.external_id)
+                .bind(&v.name)
+                .bind(&v.email)
+                .bind(&v.page_url)
+                .bind(&v.referrer)
+                .bind(&v.user_agent)
+                .bind(&v.ip)
+                .bind(&v.locale)
+                .bind(&v.timezone)
+                .bind(v.utc_offset_minutes)
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            None => {
+                let id = new_id();
+                sqlx::query(
+                    "INSERT INTO visitors (id, site_id, external_id, name, email, page_url, referrer, user_agent, ip, locale, timezone, utc_offset_minutes, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&id)
+                .bind(&v.site_id)
+                .bind(&v.external_id)
+                .bind(&v.name)
+                .bind(&v.email)
+                .bind(&v.page_url)
+                .bind(&v.referrer)
+                .bind(&v.user_agent)
+                .bind(&v.ip)
+                .bind(&v.locale)
+                .bind(&v.timezone)
+                .bind(v.utc_offset_minutes)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        let row = sqlx::query(&format!("SELECT {VISITOR_COLS} FROM visitors WHERE id = ?"))
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(visitor_from_row(&row))
+    }
+
+    async fn visitor(&self, id: &str) -> Result<Option<VisitorRecord>> {
+        let row = sqlx::query(&format!("SELECT {VISITOR_COLS} FROM visitors WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.as_ref().map(visitor_from_row))
+    }
+
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
+        let mut conn = self.read.acquire().await?;
+        Ok(Self::conversation_in(&mut conn, id).await?)
+    }
+
+    async fn current_conversation(&self, visitor_id: &str) -> Result<Option<Conversation>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONV_COLS} FROM conversations WHERE visitor_id = ? AND status <> 'resolved' ORDER BY created_at DESC LIMIT 1"
+        ))
+        .bind(visitor_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.as_ref().map(conversation_from_row))
+    }
+
+    async fn list_conversations(&self, filter: ConversationFilter) -> Result<Vec<Conversation>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT c.id, c.site_id, c.visitor_id, c.status, c.assignee_id, c.last_seq, c.created_at, c.updated_at, \
+             (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.seq > c.agent_read_seq AND m.sender_kind = 'visitor') AS unread \
+             FROM conversations c WHERE 1 = 1",
+        );
+        if let Some(sites) = &filter.site_ids {
+            if sites.is_empty() {
+                return Ok(Vec::new());
+            }
+            q.push(" AND c.site_id IN (");
+            let mut sep = q.separated(", ");
+            for s in sites {
+                sep.push_bind(s);
+            }
+            q.push(")");
+        }
+        if !filter.statuses.is_empty() {
+            q.push(" AND c.status IN (");
+            let mut sep = q.separated(", ");
+            for s in &filter.statuses {
+                sep.push_bind(s.as_str());
+            }
+            q.push(")");
+        }
+        q.push(" ORDER BY c.updated_at DESC LIMIT ");
+        q.push_bind(filter.limit.clamp(1, 1000) as i64);
+        let rows = q.build().fetch_all(&self.read).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut c = conversation_from_row(row);
+            c.unread = Some(row.get::<i64, _>("unread") as u64);
+            c.visitor = self.visitor(&c.visitor_id).await?.map(|v| v.info);
+            if c.last_seq > 0 {
+                let last = sqlx::query(&format!(
+                    "SELECT {MSG_COLS} FROM messages WHERE conversation_id = ? AND seq = ?"
+                ))
+                .bind(&c.id)
+                .bind(c.last_seq as i64)
+                .fetch_optional(&self.read)
+                .await?;
+                c.last_message = last.as_ref().map(|r| Box::new(message_from_row(r)));
+            }
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    async fn set_status(
+        &self,
+        id: &str,
+        status: ConversationStatus,
+    ) -> Result<Option<Conversation>> {
+        let mut conn = self.write.acquire().await?;
+        let done = sqlx::query("UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Ok(Self::conversation_in(&mut conn, id).await?)
+    }
+
+    async fn claim(&self, id: &str, agent_id: &str) -> Result<Option<Conversation>> {
+        let mut conn = self.write.acquire().await?;
+        let done = sqlx::query(
+            "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ? AND assignee_id IS NULL",
+        )
+        .bind(agent_id)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Ok(Self::conversation_in(&mut conn, id).await?)
+    }
+
+    async fn mark_read(&self, id: &str, reader: SenderKind, seq: u64) -> Result<()> {
+        let column = match reader {
+            SenderKind::Visitor => "visitor_read_seq",
+            _ => "agent_read_seq",
+        };
+        sqlx::query(&format!(
+            "UPDATE conversations SET {column} = MAX({column}, MIN(?, last_seq)) WHERE id = ?"
+        ))
+        .bind(seq as i64)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<AppendOutcome>>> {
+        let mut tx = self.write.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for req in batch {
+            out.push(Self::append_one(&mut tx, req).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn messages_after(
+        &self,
+        conversation_id: &str,
+        after_seq: u64,
+        limit: u32,
+        include_private: bool,
+    ) -> Result<Vec<Message>> {
+        let sql = if include_private {
+            format!("SELECT {MSG_COLS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+        } else {
+            format!("SELECT {MSG_COLS} FROM messages WHERE conversation_id = ? AND seq > ? AND private = 0 ORDER BY seq LIMIT ?")
+        };
+        let rows = sqlx::query(&sql)
+            .bind(conversation_id)
+            .bind(after_seq.min(i64::MAX as u64) as i64)
+            .bind(limit.clamp(1, 1000) as i64)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(message_from_row).collect())
+    }
+}
