@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "kefu", version, about = "Kefu: self-hosted live customer service")]
+#[command(
+    name = "kefu",
+    version,
+    about = "Kefu: self-hosted live customer service"
+)]
 pub struct Cli {
     /// YAML config file (default: ./kefu.yaml if present).
     #[arg(long, global = true)]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -179,19 +179,6 @@ impl Default for Bootstrap {
     }
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            server: ServerSettings::default(),
-            storage: StorageSettings::default(),
-            bus: BusSettings::default(),
-            protocols: Protocols::default(),
-            limits: Limits::default(),
-            bootstrap: Bootstrap::default(),
-        }
-    }
-}
-
 impl Settings {
     /// Loads settings: `file` if given (it must exist), else `./kefu.yaml` if present, then the
     /// `KEFU__…` environment.
@@ -199,7 +186,11 @@ impl Settings {
         let mut builder = config::Config::builder();
         match file {
             Some(path) => {
-                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist",
+                    path.display()
+                );
                 builder = builder.add_source(config::File::from(path));
             }
             None if Path::new("kefu.yaml").exists() => {
@@ -240,10 +231,7 @@ mod tests {
             redact_url("postgres://kefu:s3cret@db:5432/kefu"),
             "postgres://kefu:***@db:5432/kefu"
         );
-        assert_eq!(
-            redact_url("sqlite://data/kefu.db"),
-            "sqlite://data/kefu.db"
-        );
+        assert_eq!(redact_url("sqlite://data/kefu.db"), "sqlite://data/kefu.db");
         let s = StorageSettings {
             url: "postgres://u:pw@h/d".into(),
             ..Default::default()

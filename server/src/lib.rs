@@ -142,7 +142,10 @@ pub async fn launch(
         println!();
         println!("  Kefu is set up. Sign in at {url}/console");
         println!("    email:    {}", first.admin_email);
-        println!("    password: {}   (shown once; change it after signing in)", first.admin_password);
+        println!(
+            "    password: {}   (shown once; change it after signing in)",
+            first.admin_password
+        );
         println!("  Paste this on your website to show the chat widget:");
         println!(
             "    <script src=\"{url}/widget.js\" data-site=\"{}\" async></script>",
@@ -151,7 +154,9 @@ pub async fn launch(
         println!("  Try it on the demo shop: {url}/demo");
         println!();
     }
-    let key = storage.secret("visitor_token_key", auth::random_hex(32).into_bytes()).await?;
+    let key = storage
+        .secret("visitor_token_key", auth::random_hex(32).into_bytes())
+        .await?;
     let sessions = sessions::layer(&settings, &storage).await?;
     let hub = Hub::new(storage, settings.limits.clone(), settings.storage.max_batch);
     let token = CancellationToken::new();

@@ -52,7 +52,8 @@ async fn run() -> anyhow::Result<()> {
                 "--password must be at least 8 characters"
             );
             let storage = open_storage(&settings).await?;
-            let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
+            let hash =
+                tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
             let email = email.trim().to_lowercase();
             let agent = storage
                 .create_agent(NewAgent {

@@ -74,7 +74,10 @@ mod tests {
             (Some("Safari 17".into()), Some("iOS".into()))
         );
         let edge = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0";
-        assert_eq!(describe(edge), (Some("Edge 131".into()), Some("macOS".into())));
+        assert_eq!(
+            describe(edge),
+            (Some("Edge 131".into()), Some("macOS".into()))
+        );
         assert_eq!(describe(""), (None, None));
     }
 }

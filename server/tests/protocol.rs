@@ -64,7 +64,9 @@ async fn agent_reply_reaches_every_tab_of_the_visitor_once() {
     assert_eq!(tab2.message().await, first);
     agent.message().await;
 
-    agent.say_in(&first.conversation_id, "a1", "Hi! How can I help?").await;
+    agent
+        .say_in(&first.conversation_id, "a1", "Hi! How can I help?")
+        .await;
     let reply = agent.ack().await;
     assert_eq!(reply.sender.name.as_deref(), Some("Alice Admin"));
     assert_eq!(tab1.message().await, reply);
@@ -124,8 +126,10 @@ async fn resume_replays_exactly_the_missed_messages_in_order() {
         sent.push(agent.ack().await);
         if i == 1 {
             agent
-                .send(json!({"type": "send", "conversation_id": conv, "client_msg_id": "note",
-                             "body": "VIP customer", "private": true}))
+                .send(
+                    json!({"type": "send", "conversation_id": conv, "client_msg_id": "note",
+                             "body": "VIP customer", "private": true}),
+                )
                 .await;
             assert!(agent.ack().await.private);
         }
@@ -142,7 +146,10 @@ async fn resume_replays_exactly_the_missed_messages_in_order() {
             other => panic!("unexpected {other:?}"),
         }
     };
-    assert_eq!(replayed, sent, "the three replies, in order, without the private note");
+    assert_eq!(
+        replayed, sent,
+        "the three replies, in order, without the private note"
+    );
     assert_eq!(last_seq, 5);
     let seqs: Vec<u64> = replayed.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, vec![2, 3, 5], "a gap where the private note sits");
@@ -150,7 +157,10 @@ async fn resume_replays_exactly_the_missed_messages_in_order() {
     // A resume from 0 gives the whole history; from the end gives nothing.
     tab.send(json!({"type": "resume", "conversation_id": conv, "after_seq": 5}))
         .await;
-    assert!(matches!(tab.next().await, ServerFrame::CaughtUp { last_seq: 5, .. }));
+    assert!(matches!(
+        tab.next().await,
+        ServerFrame::CaughtUp { last_seq: 5, .. }
+    ));
 }
 
 #[tokio::test]
@@ -163,8 +173,10 @@ async fn private_notes_never_reach_the_visitor() {
     let conv = tab.ack().await.conversation_id;
 
     agent
-        .send(json!({"type": "send", "conversation_id": conv, "client_msg_id": "n1",
-                     "body": "internal: refund approved", "private": true}))
+        .send(
+            json!({"type": "send", "conversation_id": conv, "client_msg_id": "n1",
+                     "body": "internal: refund approved", "private": true}),
+        )
         .await;
     let note = agent.ack().await;
     assert!(note.private);
@@ -184,7 +196,9 @@ async fn private_notes_never_reach_the_visitor() {
     assert_eq!(bodies, vec!["hi", "Your refund is on its way"]);
     // The agents' REST history has it.
     let h: Value = app
-        .agent_get(&format!("/api/v1/conversations/{conv}/messages?after_seq=0"))
+        .agent_get(&format!(
+            "/api/v1/conversations/{conv}/messages?after_seq=0"
+        ))
         .send()
         .await
         .unwrap()
@@ -204,7 +218,10 @@ async fn long_polling_sends_and_waits_for_the_reply() {
     let r = visitor.post("lp1", "hello over plain HTTP").await;
     assert_eq!(r.status(), 200);
     let sent: Value = r.json().await.unwrap();
-    let conv = sent["message"]["conversation_id"].as_str().unwrap().to_owned();
+    let conv = sent["message"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(sent["message"]["seq"], 1);
     assert_eq!(agent.message().await.body, "hello over plain HTTP");
 
@@ -227,7 +244,10 @@ async fn long_polling_sends_and_waits_for_the_reply() {
     // Any ordering of the poll and the reply works: the poll listens before it looks.
     agent.say_in(&conv, "r1", "Got it!").await;
     agent.ack().await;
-    let got = tokio::time::timeout(EVENT_TIMEOUT, poll).await.unwrap().unwrap();
+    let got = tokio::time::timeout(EVENT_TIMEOUT, poll)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got["events"][0]["type"], "message");
     assert_eq!(got["events"][0]["message"]["body"], "Got it!");
     assert_eq!(got["last_seq"], 2);
@@ -273,11 +293,9 @@ async fn a_visitor_cannot_read_or_post_into_a_foreign_conversation() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let ws = tokio_tungstenite::connect_async(format!(
-        "ws://{}/ws/visitor?token={forged}",
-        app.addr
-    ))
-    .await;
+    let ws =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws/visitor?token={forged}", app.addr))
+            .await;
     assert!(ws.is_err(), "a forged token must not open a socket");
     // Visitor tokens are not agent credentials.
     let r = reqwest::Client::new()
@@ -321,12 +339,26 @@ async fn an_agent_sees_only_the_sites_it_belongs_to() {
             .bearer_auth(&bob_token)
             .send()
     };
-    assert_eq!(get(format!("/api/v1/conversations/{conv}")).await.unwrap().status(), 403);
     assert_eq!(
-        get(format!("/api/v1/conversations/{conv}/messages")).await.unwrap().status(),
+        get(format!("/api/v1/conversations/{conv}"))
+            .await
+            .unwrap()
+            .status(),
         403
     );
-    let list: Value = get("/api/v1/conversations".into()).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        get(format!("/api/v1/conversations/{conv}/messages"))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let list: Value = get("/api/v1/conversations".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["conversations"].as_array().unwrap().len(), 0);
     let mut bob_ws = app.agent_ws_with(&bob_token).await;
     bob_ws.say_in(&conv, "b1", "hijack").await;
@@ -354,13 +386,21 @@ async fn bad_input_gets_the_documented_errors_and_the_connection_stays_usable() 
     tab.send(json!({"type": "teleport"})).await;
     assert_eq!(tab.error().await.0, ErrorCode::BadFrame);
 
-    tab.send(json!({"type": "send", "client_msg_id": "x1"})).await;
+    tab.send(json!({"type": "send", "client_msg_id": "x1"}))
+        .await;
     let (code, msg, cmid) = tab.error().await;
     assert_eq!((code, cmid.as_deref()), (ErrorCode::BadFrame, Some("x1")));
     assert!(msg.contains("body"), "{msg}");
 
     tab.say("x2", "   ").await;
-    assert_eq!(tab.error().await, (ErrorCode::Invalid, "body is empty".into(), Some("x2".into())));
+    assert_eq!(
+        tab.error().await,
+        (
+            ErrorCode::Invalid,
+            "body is empty".into(),
+            Some("x2".into())
+        )
+    );
 
     tab.say("x3", &"长".repeat(4001)).await;
     let (code, msg, _) = tab.error().await;
@@ -403,7 +443,11 @@ async fn a_flood_is_rate_limited_without_losing_what_was_acked() {
     while acked.len() + limited < 40 {
         match tab.next().await {
             ServerFrame::Ack { message, .. } => acked.push(message),
-            ServerFrame::Error { code, client_msg_id, .. } => {
+            ServerFrame::Error {
+                code,
+                client_msg_id,
+                ..
+            } => {
                 assert_eq!(code, ErrorCode::RateLimited);
                 assert!(client_msg_id.is_some(), "the error names the refused send");
                 limited += 1;
@@ -450,15 +494,20 @@ async fn http_errors_say_what_was_wrong() {
             .body(body)
             .send()
     };
-    let r = post("/api/v1/widget/sessions", json!({"site_key": "nope"}).to_string())
-        .await
-        .unwrap();
+    let r = post(
+        "/api/v1/widget/sessions",
+        json!({"site_key": "nope"}).to_string(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 404);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "not_found");
     assert!(e["error"]["message"].as_str().unwrap().contains("nope"));
 
-    let r = post("/api/v1/widget/sessions", "{oops".into()).await.unwrap();
+    let r = post("/api/v1/widget/sessions", "{oops".into())
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let r = post(
         "/api/v1/widget/sessions",
@@ -488,8 +537,14 @@ async fn http_errors_say_what_was_wrong() {
             .json(&json!({"site_key": locked.site_key}))
             .send()
     };
-    assert_eq!(with_origin("https://evil.example").await.unwrap().status(), 403);
-    assert_eq!(with_origin("https://shop.example").await.unwrap().status(), 200);
+    assert_eq!(
+        with_origin("https://evil.example").await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        with_origin("https://shop.example").await.unwrap().status(),
+        200
+    );
     // The widget frame itself may only be framed by the listed origins.
     let r = app
         .http
@@ -497,19 +552,35 @@ async fn http_errors_say_what_was_wrong() {
         .send()
         .await
         .unwrap();
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(csp, "frame-ancestors 'self' https://shop.example");
 
-    let r = app.http.get(app.url("/api/v1/conversations")).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/api/v1/conversations"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = app.http.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/api/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }
 
 #[tokio::test]
 async fn agents_log_in_with_a_session_cookie() {
     let app = spawn_app().await;
-    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
     let login = |email: &str, password: &str| {
         client
             .post(app.url("/api/v1/auth/login"))
@@ -518,19 +589,49 @@ async fn agents_log_in_with_a_session_cookie() {
     };
     let r = login(&app.admin_email, "wrong").await.unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(client.get(app.url("/api/v1/me")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        client
+            .get(app.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 
     let r = login(&app.admin_email, &app.admin_password).await.unwrap();
     assert_eq!(r.status(), 200);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-    let me: Value = client.get(app.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let me: Value = client
+        .get(app.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["agent"]["email"], "admin@example.com");
     assert_eq!(me["agent"]["role"], "admin");
 
-    let r = client.post(app.url("/api/v1/auth/logout")).send().await.unwrap();
+    let r = client
+        .post(app.url("/api/v1/auth/logout"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(client.get(app.url("/api/v1/me")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        client
+            .get(app.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 
     // Guessing is throttled.
     for _ in 0..5 {
@@ -559,12 +660,26 @@ async fn conversations_are_assigned_round_robin_among_online_agents() {
         assignees.push(c.assignee_id);
     }
     // One agent online: both go to the admin.
-    let me: Value = app.agent_get("/api/v1/me").send().await.unwrap().json().await.unwrap();
+    let me: Value = app
+        .agent_get("/api/v1/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let admin_id = me["agent"]["id"].as_str().unwrap().to_owned();
     assert_eq!(assignees, vec![Some(admin_id.clone()), Some(admin_id)]);
 
     // Resolving is visible to every console.
-    let list: Value = app.agent_get("/api/v1/conversations").send().await.unwrap().json().await.unwrap();
+    let list: Value = app
+        .agent_get("/api/v1/conversations")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let first = list["conversations"][0]["id"].as_str().unwrap().to_owned();
     let r = app
         .agent_post(&format!("/api/v1/conversations/{first}/status"))

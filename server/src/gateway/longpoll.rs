@@ -20,7 +20,9 @@ pub async fn post_message(
     ApiJson(body): ApiJson<PostMessage>,
 ) -> Result<Json<MessageResponse>, ApiError> {
     if !state.settings.protocols.long_polling.enabled {
-        return Err(ApiError::not_found("long-polling is disabled on this server"));
+        return Err(ApiError::not_found(
+            "long-polling is disabled on this server",
+        ));
     }
     let frame = ClientFrame::Send {
         client_msg_id: body.client_msg_id,
@@ -58,7 +60,9 @@ pub async fn events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<EventsResponse>, ApiError> {
     if !state.settings.protocols.long_polling.enabled {
-        return Err(ApiError::not_found("long-polling is disabled on this server"));
+        return Err(ApiError::not_found(
+            "long-polling is disabled on this server",
+        ));
     }
     let wait = Duration::from_secs(q.wait.min(30));
     // Listen before looking, so nothing committed in between is missed.
@@ -68,7 +72,9 @@ pub async fn events(
         let storage = state.hub.storage();
         let conversation = storage.current_conversation(&visitor.id).await?;
         if let Some(c) = &conversation {
-            let messages = storage.messages_after(&c.id, q.after_seq, 200, false).await?;
+            let messages = storage
+                .messages_after(&c.id, q.after_seq, 200, false)
+                .await?;
             if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
                 let last_seq = messages.last().map_or(q.after_seq, |m| m.seq);
                 return Ok(Json(EventsResponse {

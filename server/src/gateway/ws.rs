@@ -239,7 +239,11 @@ impl Session {
     }
 
     /// Handles one frame; returns the reply to send, if any.
-    async fn dispatch<S>(&mut self, socket: &mut S, raw: Utf8Bytes) -> Result<Option<ServerFrame>, ()>
+    async fn dispatch<S>(
+        &mut self,
+        socket: &mut S,
+        raw: Utf8Bytes,
+    ) -> Result<Option<ServerFrame>, ()>
     where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
@@ -311,7 +315,10 @@ impl Session {
                 conversation_id,
                 seq,
             } => match self.conversation_or_current(conversation_id).await {
-                Ok(c) => hub.read(&c, self.party.clone(), seq, self.conn).await.map(|_| None),
+                Ok(c) => hub
+                    .read(&c, self.party.clone(), seq, self.conn)
+                    .await
+                    .map(|_| None),
                 Err(e) => Err(e),
             },
         };
@@ -328,7 +335,10 @@ impl Session {
         }
     }
 
-    async fn conversation_or_current(&self, id: Option<String>) -> Result<Conversation, FrameError> {
+    async fn conversation_or_current(
+        &self,
+        id: Option<String>,
+    ) -> Result<Conversation, FrameError> {
         match (id, &self.who) {
             (Some(id), _) => self.conversation(&id).await,
             (None, Who::Visitor(v)) => self
@@ -338,7 +348,13 @@ impl Session {
                 .current_conversation(&v.id)
                 .await
                 .map_err(|e| crate::hub::storage_error(e, None))?
-                .ok_or_else(|| FrameError::new(ErrorCode::NotFound, "you have no open conversation yet", None)),
+                .ok_or_else(|| {
+                    FrameError::new(
+                        ErrorCode::NotFound,
+                        "you have no open conversation yet",
+                        None,
+                    )
+                }),
             (None, Who::Agent(_)) => Err(FrameError::new(
                 ErrorCode::Invalid,
                 "agents must give conversation_id",
@@ -348,7 +364,12 @@ impl Session {
     }
 
     /// Replays every message after `after_seq` in order, then `caught_up`.
-    async fn resume<S>(&mut self, socket: &mut S, c: Conversation, after_seq: u64) -> Result<ServerFrame, ()>
+    async fn resume<S>(
+        &mut self,
+        socket: &mut S,
+        c: Conversation,
+        after_seq: u64,
+    ) -> Result<ServerFrame, ()>
     where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {

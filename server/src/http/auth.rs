@@ -84,10 +84,13 @@ pub async fn login(
     let agent = state.hub.storage().agent_by_email(&email).await?;
     let password = req.password;
     // Hash even when the email is unknown, so timing does not tell which emails exist.
-    let hash = agent.as_ref().map(|a| a.password_hash.clone()).unwrap_or_else(|| {
-        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$WmFrZVpha2VaYWtlWmFrZVpha2VaYWtlWmFrZQ"
-            .to_owned()
-    });
+    let hash = agent
+        .as_ref()
+        .map(|a| a.password_hash.clone())
+        .unwrap_or_else(|| {
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$WmFrZVpha2VaYWtlWmFrZVpha2VaYWtlWmFrZQ"
+                .to_owned()
+        });
     let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
         .await
         .unwrap_or(false);

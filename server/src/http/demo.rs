@@ -22,11 +22,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
         None => "<!-- no site yet: create one with `kefu site add --name Shop` -->".to_owned(),
     };
     let html = include_str!("demo.html").replace("<!--KEFU_SNIPPET-->", &snippet);
-    (
-        [(header::CACHE_CONTROL, "no-cache")],
-        Html(html),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response()
 }
 
 pub fn html_escape(s: &str) -> String {

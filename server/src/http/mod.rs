@@ -122,7 +122,10 @@ async fn widget_frame_ancestors(state: &AppState, site_key: Option<&str>) -> Str
             v.extend(
                 site.allowed_origins
                     .iter()
-                    .filter(|o| o.chars().all(|c| c.is_ascii_graphic() && c != ';' && c != ','))
+                    .filter(|o| {
+                        o.chars()
+                            .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
+                    })
                     .cloned(),
             );
             v.join(" ")

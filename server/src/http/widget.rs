@@ -87,7 +87,10 @@ pub async fn create_session(
     if !site.allowed_origins.is_empty()
         && let Some(origin) = headers.get(ORIGIN).and_then(|o| o.to_str().ok())
         && !is_own_origin(&headers, origin)
-        && !site.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(origin))
+        && !site
+            .allowed_origins
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(origin))
     {
         return Err(ApiError::forbidden(format!(
             "origin {origin} is not allowed for this site"

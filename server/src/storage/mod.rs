@@ -202,8 +202,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Conversations with the console's extensions (visitor, unread, last message), newest
     /// activity first.
     async fn list_conversations(&self, filter: ConversationFilter) -> Result<Vec<Conversation>>;
-    async fn set_status(&self, id: &str, status: ConversationStatus)
-    -> Result<Option<Conversation>>;
+    async fn set_status(
+        &self,
+        id: &str,
+        status: ConversationStatus,
+    ) -> Result<Option<Conversation>>;
     /// Assigns the conversation to `agent_id` if it has no assignee; returns it when it changed.
     async fn claim(&self, id: &str, agent_id: &str) -> Result<Option<Conversation>>;
     /// Records that `reader` has read up to `seq` (never moves backwards).
@@ -223,7 +226,9 @@ pub trait Storage: Send + Sync + 'static {
 }
 
 /// Opens the storage named by `url`, creating and migrating the database as needed.
-pub async fn connect(settings: &crate::config::StorageSettings) -> anyhow::Result<Arc<dyn Storage>> {
+pub async fn connect(
+    settings: &crate::config::StorageSettings,
+) -> anyhow::Result<Arc<dyn Storage>> {
     let url = settings.url.as_str();
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStorage::open(settings).await?))

@@ -133,7 +133,9 @@ fn visitor_from_row(row: &SqliteRow) -> VisitorRecord {
             ip: row.get("ip"),
             locale: row.get("locale"),
             timezone: row.get("timezone"),
-            utc_offset_minutes: row.get::<Option<i64>, _>("utc_offset_minutes").map(|m| m as i32),
+            utc_offset_minutes: row
+                .get::<Option<i64>, _>("utc_offset_minutes")
+                .map(|m| m as i32),
             last_seen_at: Some(rfc3339(row.get("last_seen_at"))),
         },
     }
@@ -173,10 +175,12 @@ impl SqliteStorage {
         conn: &mut SqliteConnection,
         id: &str,
     ) -> Result<Option<Conversation>, sqlx::Error> {
-        let row = sqlx::query(&format!("SELECT {CONV_COLS} FROM conversations WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {CONV_COLS} FROM conversations WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
         Ok(row.as_ref().map(conversation_from_row))
     }
 
@@ -314,11 +318,13 @@ impl Storage for SqliteStorage {
     }
 
     async fn secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>> {
-        sqlx::query("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(&fresh)
-            .execute(&self.write)
-            .await?;
+        sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(&fresh)
+        .execute(&self.write)
+        .await?;
         let row = sqlx::query("SELECT value FROM secrets WHERE name = ?")
             .bind(name)
             .fetch_one(&self.write)
@@ -349,11 +355,13 @@ impl Storage for SqliteStorage {
     }
 
     async fn add_agent_to_site(&self, site_id: &str, agent_id: &str) -> Result<()> {
-        sqlx::query("INSERT INTO site_agents (site_id, agent_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(site_id)
-            .bind(agent_id)
-            .execute(&self.write)
-            .await?;
+        sqlx::query(
+            "INSERT INTO site_agents (site_id, agent_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(site_id)
+        .bind(agent_id)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 
@@ -374,9 +382,11 @@ impl Storage for SqliteStorage {
     }
 
     async fn sites(&self) -> Result<Vec<Site>> {
-        let rows = sqlx::query(&format!("SELECT {SITE_COLS} FROM sites ORDER BY created_at"))
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SITE_COLS} FROM sites ORDER BY created_at"
+        ))
+        .fetch_all(&self.read)
+        .await?;
         Ok(rows.iter().map(site_from_row).collect())
     }
 
@@ -691,9 +701,13 @@ impl Storage for SqliteStorage {
         include_private: bool,
     ) -> Result<Vec<Message>> {
         let sql = if include_private {
-            format!("SELECT {MSG_COLS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+            format!(
+                "SELECT {MSG_COLS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+            )
         } else {
-            format!("SELECT {MSG_COLS} FROM messages WHERE conversation_id = ? AND seq > ? AND private = 0 ORDER BY seq LIMIT ?")
+            format!(
+                "SELECT {MSG_COLS} FROM messages WHERE conversation_id = ? AND seq > ? AND private = 0 ORDER BY seq LIMIT ?"
+            )
         };
         let rows = sqlx::query(&sql)
             .bind(conversation_id)

@@ -86,12 +86,20 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         admin_email: "admin@example.com".into(),
         admin_password,
         storage,
-        http: reqwest::Client::builder().cookie_store(true).build().unwrap(),
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap(),
         stop: Some(stop),
         handle: Some(handle),
     };
     // The listener is already bound, so this waits in the backlog until the server serves.
-    let r = app.http.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "server is not healthy");
     app
 }
@@ -120,10 +128,15 @@ impl TestApp {
         let r = self
             .http
             .post(self.url("/api/v1/widget/sessions"))
-            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0 Safari/537.36")
-            .json(&json!({"site_key": site_key, "page_url": "https://shop.example/p/1",
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0 Safari/537.36",
+            )
+            .json(
+                &json!({"site_key": site_key, "page_url": "https://shop.example/p/1",
                           "referrer": "https://search.example/?q=tea", "locale": "zh-CN",
-                          "timezone": "Asia/Shanghai", "utc_offset_minutes": 480}))
+                          "timezone": "Asia/Shanghai", "utc_offset_minutes": 480}),
+            )
             .send()
             .await
             .unwrap();
@@ -157,9 +170,7 @@ impl TestApp {
     }
 
     pub fn agent_get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(&self.admin_token)
+        self.http.get(self.url(path)).bearer_auth(&self.admin_token)
     }
 
     pub fn agent_post(&self, path: &str) -> reqwest::RequestBuilder {
@@ -245,9 +256,11 @@ impl Ws {
     }
 
     pub async fn say_in(&mut self, conversation_id: &str, client_msg_id: &str, body: &str) {
-        self.send(json!({"type": "send", "client_msg_id": client_msg_id, "body": body,
-                         "conversation_id": conversation_id}))
-            .await;
+        self.send(
+            json!({"type": "send", "client_msg_id": client_msg_id, "body": body,
+                         "conversation_id": conversation_id}),
+        )
+        .await;
     }
 
     /// The next frame from the server, or a failure after [`EVENT_TIMEOUT`].
@@ -260,8 +273,9 @@ impl Ws {
                 .expect("websocket error");
             match msg {
                 WsMessage::Text(t) => {
-                    return serde_json::from_str(t.as_str())
-                        .unwrap_or_else(|e| panic!("server sent a frame we cannot read: {t}: {e}"));
+                    return serde_json::from_str(t.as_str()).unwrap_or_else(|e| {
+                        panic!("server sent a frame we cannot read: {t}: {e}")
+                    });
                 }
                 WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
                 other => panic!("unexpected websocket message {other:?}"),
@@ -279,12 +293,13 @@ impl Ws {
     }
 
     pub async fn ack(&mut self) -> kefu::Message {
-        match self.until(|f| match f {
-            ServerFrame::Ack { message, .. } => Some(Ok(message)),
-            ServerFrame::Error { code, message, .. } => Some(Err((code, message))),
-            _ => None,
-        })
-        .await
+        match self
+            .until(|f| match f {
+                ServerFrame::Ack { message, .. } => Some(Ok(message)),
+                ServerFrame::Error { code, message, .. } => Some(Err((code, message))),
+                _ => None,
+            })
+            .await
         {
             Ok(m) => m,
             Err(e) => panic!("expected an ack, got error {e:?}"),

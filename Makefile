@@ -1,0 +1,43 @@
+# Kefu: the two commands a fresh machine needs are `make run` and `make test`.
+# Each installs what is missing first (scripts/bootstrap.sh), and skips what is there.
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+# cargo-leptos puts node_modules/.bin (tailwindcss, wasm-opt) first on PATH by itself.
+
+.PHONY: run build test check unit e2e fmt clean
+
+## make run: install what is missing, build the release, serve on http://localhost:8848
+run: build
+	@mkdir -p data
+	LEPTOS_SITE_ROOT=target/site ./target/release/kefu serve
+
+build:
+	@./scripts/bootstrap.sh
+	cargo leptos build --release
+
+## make test: install what is missing and run every check
+test:
+	@./scripts/bootstrap.sh --e2e
+	$(MAKE) check
+	$(MAKE) unit
+	cargo leptos build --release
+	$(MAKE) e2e
+
+check:
+	cargo fmt --all --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+unit:
+	cargo test
+
+e2e:
+	cd end2end && npx playwright test
+
+fmt:
+	cargo fmt --all
+
+clean:
+	cargo clean
+	rm -rf end2end/test-results end2end/.run
