@@ -12,7 +12,8 @@ use std::rc::Rc;
 
 use gloo_timers::callback::{Interval, Timeout};
 use kefu::api::{
-    ConversationResponse, ConversationsResponse, LoginRequest, MeResponse, MessagesResponse,
+    ConversationResponse, ConversationsResponse, LoginRequest, MeResponse, MessageResponse,
+    MessagesResponse, PostMessage,
 };
 use kefu::frame::{ClientFrame, ServerFrame, TypingState};
 use kefu::model::{AgentInfo, Conversation, ConversationStatus, Message, SenderKind};
@@ -471,13 +472,35 @@ impl Client {
         private: bool,
         conversation_id: String,
     ) {
-        // Not connected: it stays "sending" and goes out again after the next `hello`.
-        self.send_frame(&ClientFrame::Send {
+        let sent = self.send_frame(&ClientFrame::Send {
             client_msg_id: client_msg_id.clone(),
-            body,
-            conversation_id: Some(conversation_id),
+            body: body.clone(),
+            conversation_id: Some(conversation_id.clone()),
             private,
         });
+        if !sent {
+            // No socket right now: post it over HTTP. Should the socket come back first, the
+            // resend after `hello` carries the same client_msg_id and the server keeps one copy.
+            let me = self.clone();
+            let cmid = client_msg_id.clone();
+            leptos::task::spawn_local(async move {
+                let url = format!(
+                    "/api/v1/conversations/{}/messages",
+                    encode(&conversation_id)
+                );
+                let req = PostMessage {
+                    client_msg_id: cmid.clone(),
+                    body,
+                    private,
+                };
+                if let Ok(r) = browser::post_json::<MessageResponse>(&url, &req, None).await {
+                    me.on_frame(ServerFrame::Ack {
+                        client_msg_id: cmid,
+                        message: r.message,
+                    });
+                }
+            });
+        }
         let state = self.state();
         Timeout::new(ACK_TIMEOUT_MS, move || {
             state.timeline.update(|t| {
