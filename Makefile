@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 # cargo-leptos puts node_modules/.bin (tailwindcss, wasm-opt) first on PATH by itself.
 
-.PHONY: run build test check unit e2e fmt clean
+.PHONY: run build test check unit e2e fmt clean bench
 
 ## make run: install what is missing, build the release, serve on http://localhost:8848
 run: build
@@ -34,6 +34,11 @@ unit:
 
 e2e:
 	cd end2end && npx playwright test
+
+## make bench: the benchmark suite against the release server and a bare relay (a few minutes
+## on 2 cores); prints `name: value` figures and appends a row to docs/BENCHMARKS.md
+bench: build
+	cargo run --release -p bench -- suite
 
 fmt:
 	cargo fmt --all
