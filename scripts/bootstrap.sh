@@ -49,6 +49,12 @@ if [ "${1:-}" = "--e2e" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
   fi
+  # A CJK font, so screenshots of the Chinese UI show characters rather than boxes.
+  if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then
+    say "installing a CJK font for the browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y fonts-wqy-microhei || { apt-get update && apt-get install -y fonts-wqy-microhei; }
+  fi
   if [ ! -d end2end/node_modules/@playwright/test ]; then
     say "installing Playwright (using Debian's Chromium, no browser download)"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)

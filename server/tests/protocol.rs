@@ -715,3 +715,86 @@ async fn shutdown_closes_sockets_with_going_away_and_keeps_what_was_acked() {
         .unwrap();
     assert_eq!(messages, vec![acked]);
 }
+
+#[tokio::test]
+async fn a_console_that_stops_reading_is_closed_and_catches_up_by_resume() {
+    let app = spawn_app_with(|s| {
+        s.limits.conn_queue = 8;
+        s.limits.visitor_msgs_per_sec = 1e6;
+        s.limits.visitor_burst = 1e6;
+        s.limits.conn_frames_per_sec = 1e6;
+        s.limits.conn_frame_burst = 1e6;
+    })
+    .await;
+    let mut agent = app.agent_ws().await;
+    let visitor = app.visitor().await;
+    let mut tab = visitor.ws().await;
+    // The console reads nothing while the visitor sends far more than the socket buffers
+    // and the queue hold.
+    let body = "x".repeat(3900);
+    let total = 3000;
+    let mut acked = Vec::new();
+    for batch in 0..total / 50 {
+        for i in 0..50 {
+            tab.say(&format!("m{batch}-{i}"), &body).await;
+        }
+        for _ in 0..50 {
+            acked.push(tab.ack().await);
+        }
+    }
+    let conv = acked[0].conversation_id.clone();
+
+    // Now it reads: a prefix of the messages, in order, then a close telling it to resume.
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(
+            EVENT_TIMEOUT,
+            futures_util::StreamExt::next(&mut agent.stream),
+        )
+        .await
+        .expect("the server neither sent nor closed")
+        {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                if let ServerFrame::Message { message } = serde_json::from_str(t.as_str()).unwrap()
+                {
+                    seen.push(message.seq);
+                }
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1013));
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+    assert!(
+        seen.len() < total,
+        "the slow console must have been cut off"
+    );
+    let expected_prefix: Vec<u64> = (1..=seen.len() as u64).collect();
+    assert_eq!(
+        seen, expected_prefix,
+        "what arrived is in order, without gaps"
+    );
+
+    // It reconnects and resumes: exactly the rest, in order.
+    let mut agent = app.agent_ws().await;
+    let after = seen.last().copied().unwrap_or(0);
+    agent
+        .send(json!({"type": "resume", "conversation_id": conv, "after_seq": after}))
+        .await;
+    let mut rest = Vec::new();
+    loop {
+        match agent.next().await {
+            ServerFrame::Message { message } => rest.push(message.seq),
+            ServerFrame::CaughtUp { last_seq, .. } => {
+                assert_eq!(last_seq, total as u64);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let expected_rest: Vec<u64> = (after + 1..=total as u64).collect();
+    assert_eq!(rest, expected_rest);
+}
