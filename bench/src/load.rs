@@ -929,12 +929,6 @@ pub async fn sweep(
     f.max_rate_p99_under_20ms = best;
     out.fig(
         kind,
-        "max_delivered_msgs_per_s",
-        f.max_delivered_msgs_per_s,
-        0,
-    );
-    out.fig(
-        kind,
         "max_rate_p99_under_20ms",
         Some(best.unwrap_or(0) as f64),
         0,

@@ -3,8 +3,8 @@
 //! ```text
 //! bench suite ─┬─ target::Target::start ── taskset -c 0 ── kefu serve (fresh SQLite) | bench relay
 //!              ├─ idle::run ──────── taskset -c 1 ── bench idle-worker ×3 (127.0.0.2..4) ── N sockets
+//!              ├─ load::sweep ────── load::run per offered rate (5k … 40k msg/s)
 //!              ├─ load::run ──────── taskset -c 1 ── bench load-worker  (visitors + agents, open loop)
-//!              ├─ load::sweep ────── load::run per offered rate
 //!              ├─ widget::weigh ──── gzip sizes of the built widget assets
 //!              └─ report ─────────── `name: value` lines, ratios to the relay, a row in docs/BENCHMARKS.md
 //! ```
@@ -281,8 +281,7 @@ async fn run_plan(common: &Common, plan: Plan, pin: bool) -> anyhow::Result<()> 
                 Plan::Suite(a) => {
                     let i = idle::run(&mut t, &env, &a.idle).await?;
                     i.report(kind, &mut out, &mut f);
-                    let l = load::run(&mut t, &env, common, a.rate, a.secs, 0).await?;
-                    l.report(kind, "throughput", &mut out, &mut f);
+                    // The sweep before the overload run, which leaves the most data behind.
                     load::sweep(
                         &mut t,
                         &env,
@@ -294,6 +293,8 @@ async fn run_plan(common: &Common, plan: Plan, pin: bool) -> anyhow::Result<()> 
                         &mut f,
                     )
                     .await?;
+                    let l = load::run(&mut t, &env, common, a.rate, a.secs, 0).await?;
+                    l.report(kind, "throughput", &mut out, &mut f);
                 }
                 Plan::Idle(a) => {
                     let i = idle::run(&mut t, &env, &a.idle).await?;
@@ -329,6 +330,14 @@ async fn run_plan(common: &Common, plan: Plan, pin: bool) -> anyhow::Result<()> 
             ));
         }
         res?;
+        if f.max_delivered_msgs_per_s.is_some() {
+            out.fig(
+                kind,
+                "max_delivered_msgs_per_s",
+                f.max_delivered_msgs_per_s,
+                0,
+            );
+        }
         figures.push((kind, f));
     }
     out.ratios(&figures);
