@@ -90,5 +90,6 @@ CREATE TABLE messages (
     UNIQUE (conversation_id, seq)
 );
 -- Idempotent sends: a sender's client_msg_id names one message, forever.
-CREATE UNIQUE INDEX messages_idempotency ON messages (sender_kind, sender_id, client_msg_id)
+-- Sender id first: ids are unique across kinds, and lookups by (sender_id, client_msg_id) use it.
+CREATE UNIQUE INDEX messages_idempotency ON messages (sender_id, client_msg_id, sender_kind)
     WHERE client_msg_id IS NOT NULL;

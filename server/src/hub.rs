@@ -23,23 +23,24 @@ use crate::storage::{
 
 pub type ConnId = u64;
 
-/// A frame queued for one connection. `seq > 0` marks a `message` frame, which connections use
-/// to skip what a `resume` already replayed.
-#[derive(Clone, Debug)]
-pub struct Outbound {
+/// A frame queued for connections: serialized once, shared by every receiver (one pointer per
+/// queue slot keeps idle queues small). `seq > 0` marks a `message` frame, which connections
+/// use to skip what a `resume` already replayed.
+pub type Outbound = Arc<Frame>;
+
+#[derive(Debug)]
+pub struct Frame {
     pub conversation_id: Arc<str>,
     pub seq: u64,
     pub text: Utf8Bytes,
 }
 
-impl Outbound {
-    fn control(frame: &ServerFrame) -> Self {
-        Self {
-            conversation_id: Arc::from(""),
-            seq: 0,
-            text: Utf8Bytes::from(frame.to_json()),
-        }
-    }
+fn control(frame: &ServerFrame) -> Outbound {
+    Arc::new(Frame {
+        conversation_id: Arc::from(""),
+        seq: 0,
+        text: Utf8Bytes::from(frame.to_json()),
+    })
 }
 
 /// A visitor, as proven by a valid token.
@@ -520,7 +521,7 @@ impl Hub {
 
     /// Tells the site's agents that a conversation changed.
     pub fn publish_conversation(&self, c: &Conversation) {
-        let frame = Outbound::control(&ServerFrame::Conversation {
+        let frame = control(&ServerFrame::Conversation {
             conversation: c.clone(),
         });
         self.to_site(&c.site_id, 0, &frame);
@@ -529,7 +530,7 @@ impl Hub {
     /// Relays `typing` to the other side (and to the site's other agents).
     pub fn relay_typing(&self, c: &Conversation, from: Party, state: TypingState, origin: ConnId) {
         let to_visitor = from.kind != SenderKind::Visitor;
-        let frame = Outbound::control(&ServerFrame::Typing {
+        let frame = control(&ServerFrame::Typing {
             conversation_id: c.id.clone(),
             state,
             from,
@@ -553,7 +554,7 @@ impl Hub {
             .await
             .map_err(|e| storage_error(e, None))?;
         let to_visitor = from.kind != SenderKind::Visitor;
-        let frame = Outbound::control(&ServerFrame::Read {
+        let frame = control(&ServerFrame::Read {
             conversation_id: c.id.clone(),
             seq: seq.min(c.last_seq),
             from,
@@ -574,14 +575,14 @@ impl Hub {
             self.to_site(
                 &c.site_id,
                 0,
-                &Outbound::control(&ServerFrame::Conversation { conversation }),
+                &control(&ServerFrame::Conversation { conversation }),
             );
         }
-        let frame = Outbound {
+        let frame = Arc::new(Frame {
             conversation_id: Arc::from(c.id.as_str()),
             seq: o.message.seq,
             text: message_frame(&o.message),
-        };
+        });
         if !o.message.private {
             self.to_visitor(&c.visitor_id, origin, &frame);
         }

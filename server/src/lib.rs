@@ -13,6 +13,8 @@
 //!   goes through one group-commit writer, which hands committed messages to the hub in commit
 //!   order before anyone is acked.
 //! - [`http`]: the REST API, agent login, the Leptos pages (`app` crate), static files.
+//! - [`bot`]: answers visitors first from question-and-answer packs (retrieval, webhook or
+//!   LLM engine) and hands over to a person when unsure; `kefu bot ask|eval|stats`.
 //! - [`config`], [`auth`], [`cli`]: settings, credentials, the command line.
 //!
 //! The in-process fan-out of the hub is where a cluster bus (Redis) will plug in: it is the one
@@ -21,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod gateway;
@@ -48,9 +51,19 @@ use crate::hub::Hub;
 use crate::sessions::DynSessionStore;
 use crate::storage::{NewAgent, Role, Storage};
 
-/// The one application state every handler gets.
+/// The one application state every handler gets: one shared allocation, so that holding it
+/// (every connection does) costs a pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+pub struct AppInner {
     pub hub: Arc<Hub>,
     pub settings: Arc<Settings>,
     pub tokens: Arc<VisitorTokens>,
@@ -160,7 +173,7 @@ pub async fn launch(
     let sessions = sessions::layer(&settings, &storage).await?;
     let hub = Hub::new(storage, settings.limits.clone(), settings.storage.max_batch);
     let token = CancellationToken::new();
-    let state = AppState {
+    let state = AppState(Arc::new(AppInner {
         hub: hub.clone(),
         tokens: Arc::new(VisitorTokens::new(key)),
         logins: Arc::new(LoginThrottle::default()),
@@ -169,7 +182,7 @@ pub async fn launch(
         leptos: leptos_options(&settings, addr),
         sessions,
         settings: Arc::new(settings),
-    };
+    }));
     let tasks = state.tasks.clone();
     let app = http::router(state);
     tracing::info!(%addr, "kefu listening");
@@ -179,6 +192,10 @@ pub async fn launch(
         shutdown.await;
         tracing::info!("shutting down: closing connections");
         signal.cancel();
+    });
+    // Small frames must not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
     });
     axum::serve(
         listener,

@@ -61,29 +61,32 @@ pub async fn visitor(
         site_id: claims.site_id,
     };
     let state2 = state.clone();
+    let tasks = state.tasks.clone();
     upgrade(ws, &state)
-        .on_upgrade(move |socket| async move {
-            let (reg, rx) = state2
-                .hub
-                .register_visitor(&visitor.id, state2.settings.limits.conn_queue);
-            let party = Party {
-                kind: SenderKind::Visitor,
-                id: visitor.id.clone(),
-                name: None,
-            };
-            let session = Session {
-                state: state2.clone(),
-                conn: reg.id(),
-                who: Who::Visitor(visitor),
-                party,
-                delivered: HashMap::new(),
-                frames: RateLimiter::new(
-                    state2.settings.limits.conn_frames_per_sec,
-                    state2.settings.limits.conn_frame_burst,
-                ),
-            };
-            run(socket, session, rx).await;
-            drop(reg);
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                let (reg, rx) = state2
+                    .hub
+                    .register_visitor(&visitor.id, state2.settings.limits.conn_queue);
+                let party = Party {
+                    kind: SenderKind::Visitor,
+                    id: visitor.id.clone(),
+                    name: None,
+                };
+                let session = Session {
+                    state: state2.clone(),
+                    conn: reg.id(),
+                    who: Who::Visitor(visitor),
+                    party,
+                    delivered: HashMap::new(),
+                    frames: RateLimiter::new(
+                        state2.settings.limits.conn_frames_per_sec,
+                        state2.settings.limits.conn_frame_burst,
+                    ),
+                };
+                run(socket, session, rx).await;
+                drop(reg);
+            })
         })
         .into_response()
 }
@@ -102,22 +105,25 @@ pub async fn agent(
         site_ids: site_ids.into(),
     };
     let state2 = state.clone();
+    let tasks = state.tasks.clone();
     upgrade(ws, &state)
-        .on_upgrade(move |socket| async move {
-            let (reg, rx) = state2.hub.register_agent(&ctx);
-            let session = Session {
-                state: state2.clone(),
-                conn: reg.id(),
-                party: ctx.party(),
-                who: Who::Agent(ctx),
-                delivered: HashMap::new(),
-                frames: RateLimiter::new(
-                    state2.settings.limits.conn_frames_per_sec * 4.0,
-                    state2.settings.limits.conn_frame_burst * 4.0,
-                ),
-            };
-            run(socket, session, rx).await;
-            drop(reg);
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                let (reg, rx) = state2.hub.register_agent(&ctx);
+                let session = Session {
+                    state: state2.clone(),
+                    conn: reg.id(),
+                    party: ctx.party(),
+                    who: Who::Agent(ctx),
+                    delivered: HashMap::new(),
+                    frames: RateLimiter::new(
+                        state2.settings.limits.conn_frames_per_sec * 4.0,
+                        state2.settings.limits.conn_frame_burst * 4.0,
+                    ),
+                };
+                run(socket, session, rx).await;
+                drop(reg);
+            })
         })
         .into_response()
 }
@@ -168,13 +174,13 @@ async fn run<S>(
             event = rx.recv() => match event {
                 Some(ev) => {
                     if ev.seq > 0 {
-                        let last = session.delivered.entry(ev.conversation_id).or_insert(0);
+                        let last = session.delivered.entry(ev.conversation_id.clone()).or_insert(0);
                         if ev.seq <= *last {
                             continue;
                         }
                         *last = ev.seq;
                     }
-                    if socket.send(WsMessage::Text(ev.text)).await.is_err() {
+                    if socket.send(WsMessage::Text(ev.text.clone())).await.is_err() {
                         break None;
                     }
                 }
@@ -184,7 +190,9 @@ async fn run<S>(
                 deadline.as_mut().reset(Instant::now() + idle);
                 match incoming {
                     Some(Ok(WsMessage::Text(t))) => {
-                        if session.handle(&mut socket, t).await.is_err() {
+                        // Boxed: an idle connection's task then does not carry the (larger)
+                        // state of handling a frame.
+                        if Box::pin(session.handle(&mut socket, t)).await.is_err() {
                             break None;
                         }
                     }

@@ -1,6 +1,7 @@
 //! SQLite: WAL, one write connection (all writes are serialized there, so there is no
 //! `SQLITE_BUSY` between our own writers) and a small pool of read connections.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -184,71 +185,140 @@ impl SqliteStorage {
         Ok(row.as_ref().map(conversation_from_row))
     }
 
-    /// One append inside the batch transaction. The outer error aborts the batch; the inner one
-    /// is this request's answer.
-    async fn append_one(
+    /// Appends a batch inside one transaction with a fixed number of statements, whatever its
+    /// size: every statement is a round trip to SQLite's thread, so statements per batch, not
+    /// per message, is what keeps group commit cheap. The outer error aborts the batch.
+    async fn append_all(
         conn: &mut SqliteConnection,
-        req: &AppendRequest,
-    ) -> Result<Result<AppendOutcome>, sqlx::Error> {
-        if let Some(cmid) = &req.client_msg_id {
-            let existing = sqlx::query(&format!(
-                "SELECT {MSG_COLS} FROM messages WHERE sender_kind = ? AND sender_id = ? AND client_msg_id = ?"
-            ))
-            .bind(req.sender.kind.as_str())
-            .bind(&req.sender.id)
-            .bind(cmid)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(row) = existing {
-                let message = message_from_row(&row);
-                let Some(conversation) =
-                    Self::conversation_in(conn, &message.conversation_id).await?
-                else {
-                    return Ok(Err(StorageError::NotFound));
-                };
-                return Ok(Ok(AppendOutcome {
-                    message,
-                    conversation,
-                    duplicate: true,
-                    opened: false,
-                }));
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Result<AppendOutcome>>, sqlx::Error> {
+        let now = now_ms();
+        let mut out: Vec<Option<Result<AppendOutcome>>> = batch.iter().map(|_| None).collect();
+
+        // 1. Retries: messages already stored under the same (sender, client_msg_id).
+        let keyed: Vec<(usize, &AppendRequest)> = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.client_msg_id.is_some())
+            .collect();
+        let mut stored: HashMap<(String, String, String), Message> = HashMap::new();
+        for chunk in keyed.chunks(300) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {MSG_COLS} FROM messages WHERE "));
+            for (i, (_, r)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                q.push("(sender_id = ")
+                    .push_bind(&r.sender.id)
+                    .push(" AND client_msg_id = ")
+                    .push_bind(r.client_msg_id.as_deref())
+                    .push(")");
+            }
+            for row in q.build().fetch_all(&mut *conn).await? {
+                let m = message_from_row(&row);
+                let key = (
+                    m.sender.kind.as_str().to_owned(),
+                    m.sender.id.clone(),
+                    m.client_msg_id.clone().unwrap_or_default(),
+                );
+                stored.insert(key, m);
             }
         }
 
-        let now = now_ms();
-        let (mut conversation, opened) = match &req.target {
-            AppendTarget::Conversation(id) => match Self::conversation_in(conn, id).await? {
-                Some(c) => (c, false),
-                None => return Ok(Err(StorageError::NotFound)),
-            },
-            AppendTarget::VisitorCurrent {
-                visitor_id,
-                site_id,
-                assignee_if_new,
-            } => {
-                let row = sqlx::query(&format!(
-                    "SELECT {CONV_COLS} FROM conversations WHERE visitor_id = ? AND status <> 'resolved' ORDER BY created_at DESC LIMIT 1"
-                ))
-                .bind(visitor_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-                match row {
-                    Some(row) => (conversation_from_row(&row), false),
+        // 2. The conversations the batch writes to, read once.
+        let mut by_id: HashSet<&str> = HashSet::new();
+        let mut by_visitor: HashSet<&str> = HashSet::new();
+        for r in batch {
+            match &r.target {
+                AppendTarget::Conversation(id) => by_id.insert(id.as_str()),
+                AppendTarget::VisitorCurrent { visitor_id, .. } => {
+                    by_visitor.insert(visitor_id.as_str())
+                }
+            };
+        }
+        let mut convs: HashMap<String, Conversation> = HashMap::new();
+        let mut current: HashMap<String, String> = HashMap::new();
+        if !by_id.is_empty() {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "SELECT {CONV_COLS} FROM conversations WHERE id IN ("
+            ));
+            let mut sep = q.separated(", ");
+            for id in &by_id {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&mut *conn).await? {
+                let c = conversation_from_row(&row);
+                convs.insert(c.id.clone(), c);
+            }
+        }
+        if !by_visitor.is_empty() {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "SELECT {CONV_COLS} FROM conversations WHERE status <> 'resolved' AND visitor_id IN ("
+            ));
+            let mut sep = q.separated(", ");
+            for v in &by_visitor {
+                sep.push_bind(*v);
+            }
+            q.push(") ORDER BY created_at");
+            for row in q.build().fetch_all(&mut *conn).await? {
+                let c = conversation_from_row(&row);
+                // Ordered by creation: the newest open one wins.
+                current.insert(c.visitor_id.clone(), c.id.clone());
+                convs.insert(c.id.clone(), c);
+            }
+        }
+
+        // 3. Sequence numbers, in batch order; conversations opened where needed.
+        let mut opened: Vec<String> = Vec::new();
+        let mut touched: Vec<String> = Vec::new();
+        let mut rows: Vec<(usize, Message)> = Vec::new();
+        for (i, r) in batch.iter().enumerate() {
+            if let Some(cmid) = &r.client_msg_id {
+                let key = (
+                    r.sender.kind.as_str().to_owned(),
+                    r.sender.id.clone(),
+                    cmid.clone(),
+                );
+                if let Some(m) = stored.get(&key) {
+                    out[i] = Some(match convs.get(&m.conversation_id) {
+                        Some(c) => Ok(AppendOutcome {
+                            message: m.clone(),
+                            conversation: c.clone(),
+                            duplicate: true,
+                            opened: false,
+                        }),
+                        None => match Self::conversation_in(conn, &m.conversation_id).await? {
+                            Some(c) => Ok(AppendOutcome {
+                                message: m.clone(),
+                                conversation: c,
+                                duplicate: true,
+                                opened: false,
+                            }),
+                            None => Err(StorageError::NotFound),
+                        },
+                    });
+                    continue;
+                }
+            }
+            let conv_id = match &r.target {
+                AppendTarget::Conversation(id) => {
+                    if !convs.contains_key(id) {
+                        out[i] = Some(Err(StorageError::NotFound));
+                        continue;
+                    }
+                    id.clone()
+                }
+                AppendTarget::VisitorCurrent {
+                    visitor_id,
+                    site_id,
+                    assignee_if_new,
+                } => match current.get(visitor_id) {
+                    Some(id) => id.clone(),
                     None => {
-                        let id = new_id();
-                        sqlx::query(
-                            "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) VALUES (?, ?, ?, 'open', ?, 0, ?, ?)",
-                        )
-                        .bind(&id)
-                        .bind(site_id)
-                        .bind(visitor_id)
-                        .bind(assignee_if_new)
-                        .bind(now)
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await?;
                         let c = Conversation {
-                            id,
+                            id: new_id(),
                             site_id: site_id.clone(),
                             visitor_id: visitor_id.clone(),
                             status: ConversationStatus::Open,
@@ -260,53 +330,110 @@ impl SqliteStorage {
                             unread: None,
                             last_message: None,
                         };
-                        (c, true)
+                        current.insert(visitor_id.clone(), c.id.clone());
+                        opened.push(c.id.clone());
+                        let id = c.id.clone();
+                        convs.insert(id.clone(), c);
+                        id
                     }
-                }
+                },
+            };
+            let c = convs.get_mut(&conv_id).expect("resolved above");
+            c.last_seq += 1;
+            c.updated_at = rfc3339(now);
+            if !touched.contains(&conv_id) {
+                touched.push(conv_id.clone());
             }
-        };
+            let message = Message {
+                id: new_id(),
+                conversation_id: conv_id,
+                seq: c.last_seq,
+                sender: r.sender.clone(),
+                body: r.body.clone(),
+                private: r.private,
+                client_msg_id: r.client_msg_id.clone(),
+                created_at: rfc3339(now),
+            };
+            // A retry inside this very batch gets the message its first copy created.
+            if let Some(cmid) = &r.client_msg_id {
+                stored.insert(
+                    (
+                        r.sender.kind.as_str().to_owned(),
+                        r.sender.id.clone(),
+                        cmid.clone(),
+                    ),
+                    message.clone(),
+                );
+            }
+            rows.push((i, message));
+        }
 
-        let seq = conversation.last_seq + 1;
-        let id = new_id();
-        sqlx::query(
-            "INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(&conversation.id)
-        .bind(seq as i64)
-        .bind(req.sender.kind.as_str())
-        .bind(&req.sender.id)
-        .bind(&req.sender.name)
-        .bind(&req.body)
-        .bind(req.private as i64)
-        .bind(&req.client_msg_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?")
-            .bind(seq as i64)
-            .bind(now)
-            .bind(&conversation.id)
-            .execute(&mut *conn)
-            .await?;
-        conversation.last_seq = seq;
-        conversation.updated_at = rfc3339(now);
-        let message = Message {
-            id,
-            conversation_id: conversation.id.clone(),
-            seq,
-            sender: req.sender.clone(),
-            body: req.body.clone(),
-            private: req.private,
-            client_msg_id: req.client_msg_id.clone(),
-            created_at: rfc3339(now),
-        };
-        Ok(Ok(AppendOutcome {
-            message,
-            conversation,
-            duplicate: false,
-            opened,
-        }))
+        // 4. New conversations, new messages, new last_seq: one statement each (per chunk).
+        for chunk in opened.chunks(500) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, id| {
+                let c = &convs[id];
+                b.push_bind(&c.id)
+                    .push_bind(&c.site_id)
+                    .push_bind(&c.visitor_id)
+                    .push_bind("open")
+                    .push_bind(&c.assignee_id)
+                    .push_bind(0i64)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in rows.chunks(1000) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at) ",
+            );
+            q.push_values(chunk, |mut b, (_, m)| {
+                b.push_bind(&m.id)
+                    .push_bind(&m.conversation_id)
+                    .push_bind(m.seq as i64)
+                    .push_bind(m.sender.kind.as_str())
+                    .push_bind(&m.sender.id)
+                    .push_bind(&m.sender.name)
+                    .push_bind(&m.body)
+                    .push_bind(m.private as i64)
+                    .push_bind(&m.client_msg_id)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in touched.chunks(1000) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("UPDATE conversations SET last_seq = v.column2, updated_at = ");
+            q.push_bind(now).push(" FROM (");
+            q.push_values(chunk, |mut b, id| {
+                b.push_bind(id).push_bind(convs[id].last_seq as i64);
+            });
+            q.push(") AS v WHERE conversations.id = v.column1");
+            q.build().execute(&mut *conn).await?;
+        }
+
+        let opened: HashSet<String> = opened.into_iter().collect();
+        let mut first_of: HashSet<String> = HashSet::new();
+        for (i, message) in rows {
+            let mut conversation = convs[&message.conversation_id].clone();
+            // Each outcome shows its conversation as of that message.
+            conversation.last_seq = message.seq;
+            let is_new =
+                opened.contains(&conversation.id) && first_of.insert(conversation.id.clone());
+            out[i] = Some(Ok(AppendOutcome {
+                message,
+                conversation,
+                duplicate: false,
+                opened: is_new,
+            }));
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every request has an outcome"))
+            .collect())
     }
 }
 
@@ -685,10 +812,7 @@ impl Storage for SqliteStorage {
 
     async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<AppendOutcome>>> {
         let mut tx = self.write.begin().await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for req in batch {
-            out.push(Self::append_one(&mut tx, req).await?);
-        }
+        let out = Self::append_all(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(out)
     }

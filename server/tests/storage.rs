@@ -1,0 +1,89 @@
+//! The storage contract, on a real SQLite file: group commit keeps per-conversation order,
+//! opens a visitor's conversation once, and recognises retries inside and across batches.
+
+use kefu::model::{Sender, SenderKind};
+use kefu_server::storage::{AppendRequest, AppendTarget, StorageError};
+
+fn visitor_msg(visitor: &str, site: &str, cmid: &str, body: &str) -> AppendRequest {
+    AppendRequest {
+        target: AppendTarget::VisitorCurrent {
+            visitor_id: visitor.into(),
+            site_id: site.into(),
+            assignee_if_new: None,
+        },
+        sender: Sender {
+            kind: SenderKind::Visitor,
+            id: visitor.into(),
+            name: None,
+        },
+        body: body.into(),
+        private: false,
+        client_msg_id: Some(cmid.into()),
+    }
+}
+
+#[tokio::test]
+async fn one_batch_orders_opens_once_and_dedupes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = kefu_server::config::Settings::default();
+    settings.storage.url = format!("sqlite://{}", dir.path().join("k.db").display());
+    let storage = kefu_server::open_storage(&settings).await.unwrap();
+    let site = storage.create_site("S", &[]).await.unwrap();
+    let mut visitors = Vec::new();
+    for _ in 0..2 {
+        let v = storage
+            .upsert_visitor(kefu_server::storage::VisitorUpsert {
+                site_id: site.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        visitors.push(v.info.id);
+    }
+    let (a, b) = (&visitors[0], &visitors[1]);
+    let batch = vec![
+        visitor_msg(a, &site.id, "a1", "first"),
+        visitor_msg(b, &site.id, "b1", "other visitor"),
+        visitor_msg(a, &site.id, "a2", "second"),
+        visitor_msg(a, &site.id, "a1", "first (retried in the same batch)"),
+        AppendRequest {
+            target: AppendTarget::Conversation("missing".into()),
+            ..visitor_msg(a, &site.id, "a3", "to nowhere")
+        },
+    ];
+    let out = storage.append_batch(&batch).await.unwrap();
+    let ok: Vec<_> = out.iter().take(4).map(|r| r.as_ref().unwrap()).collect();
+    assert_eq!((ok[0].message.seq, ok[2].message.seq), (1, 2));
+    assert_eq!(ok[0].message.conversation_id, ok[2].message.conversation_id);
+    assert!(ok[0].opened && !ok[2].opened, "opened once, by its first message");
+    assert!(ok[1].opened && ok[1].message.seq == 1);
+    assert_ne!(ok[0].message.conversation_id, ok[1].message.conversation_id);
+    assert!(ok[3].duplicate);
+    assert_eq!(ok[3].message, ok[0].message);
+    assert!(matches!(out[4], Err(StorageError::NotFound)));
+
+    // The next batch continues the log and still knows the old ids.
+    let out = storage
+        .append_batch(&[
+            visitor_msg(a, &site.id, "a2", "second"),
+            visitor_msg(a, &site.id, "a4", "third"),
+        ])
+        .await
+        .unwrap();
+    assert!(out[0].as_ref().unwrap().duplicate);
+    assert_eq!(out[1].as_ref().unwrap().message.seq, 3);
+    let conv = storage
+        .conversation(&ok[0].message.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conv.last_seq, 3);
+    let bodies: Vec<String> = storage
+        .messages_after(&conv.id, 0, 10, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, vec!["first", "second", "third"]);
+}
