@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +36,11 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         action: TokenAction,
+    },
+    /// Try, evaluate and inspect the bot (no server or database needed).
+    Bot {
+        #[command(subcommand)]
+        action: BotAction,
     },
 }
 
@@ -73,4 +78,44 @@ pub enum TokenAction {
         #[arg(long)]
         email: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BotAction {
+    /// Ask one question; prints {"intent", "confidence", "entities", "answer", "handoff"}.
+    Ask {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        question: String,
+    },
+    /// Run evaluation files (JSONL lines {"question", "expect"}); prints one result per line,
+    /// then questions, in_scope, out_of_scope, accuracy, handoff_accuracy and p99_ms.
+    Eval {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        /// Add the scores of the two best pairs to each line.
+        #[arg(long)]
+        verbose: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Count the packs, pairs, questions, topics and languages loaded.
+    Stats {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+    },
+}
+
+/// Which packs the bot loads (default: the `bot` settings, i.e. all built-in packs).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CorpusArgs {
+    /// Load packs from this folder instead of the built-in ones.
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Only these packs, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub packs: Vec<String>,
+    /// Confidence below which the bot hands over (default 0.5).
+    #[arg(long)]
+    pub threshold: Option<f32>,
 }

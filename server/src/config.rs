@@ -14,6 +14,8 @@ pub struct Settings {
     pub protocols: Protocols,
     pub limits: Limits,
     pub bootstrap: Bootstrap,
+    /// The bot: engine, packs, threshold, hand-over words, webhook and LLM endpoints.
+    pub bot: crate::bot::BotSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

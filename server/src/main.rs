@@ -84,6 +84,7 @@ async fn run() -> anyhow::Result<()> {
             println!("{}", site.site_key);
             Ok(())
         }
+        Command::Bot { action } => kefu_server::bot::eval::run(&settings.bot, action).await,
         Command::Token {
             action: TokenAction::Create { email },
         } => {

@@ -1,0 +1,458 @@
+//! Text processing for retrieval: language detection, Chinese segmentation (jieba), English
+//! tokenization with Snowball stemming, stop words, synonym normalization and character n-grams.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use jieba_rs::Jieba;
+use rust_stemmers::{Algorithm, Stemmer};
+
+/// How a language is tokenized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Chinese: jieba words; ASCII runs inside are treated as English words.
+    Zh,
+    /// English: words, lowercased, stemmed.
+    En,
+    /// Any other language tag: words, lowercased, no stemming.
+    Other,
+}
+
+impl Family {
+    pub fn of(lang: &str) -> Family {
+        let l = lang.to_ascii_lowercase();
+        if l == "zh" || l.starts_with("zh-") || l.starts_with("zh_") {
+            Family::Zh
+        } else if l == "en" || l.starts_with("en-") || l.starts_with("en_") {
+            Family::En
+        } else {
+            Family::Other
+        }
+    }
+}
+
+/// CJK ideographs (and the CJK punctuation block is not counted).
+pub fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{2A6DF}' | '\u{2A700}'..='\u{2EBEF}')
+}
+
+/// The language of a visitor's message: `zh-CN` when it has any Chinese character, else `en`.
+pub fn detect(text: &str) -> &'static str {
+    if text.chars().any(is_cjk) {
+        "zh-CN"
+    } else {
+        "en"
+    }
+}
+
+/// The jieba segmenter with its default dictionary, loaded once (a few hundred ms) on first use.
+pub fn jieba() -> &'static Jieba {
+    static JIEBA: OnceLock<Jieba> = OnceLock::new();
+    JIEBA.get_or_init(Jieba::new)
+}
+
+fn stemmer() -> &'static Stemmer {
+    static STEMMER: OnceLock<Stemmer> = OnceLock::new();
+    STEMMER.get_or_init(|| Stemmer::create(Algorithm::English))
+}
+
+/// English words that carry no topic. Question words and negations are kept on purpose: "where
+/// is my order" and "how do I order" are different questions.
+const EN_STOP: &[&str] = &[
+    "a", "an", "the", "i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "you", "your",
+    "yours", "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this",
+    "that", "these", "those", "am", "is", "are", "was", "were", "be", "been", "being", "do",
+    "does", "did", "doing", "have", "has", "had", "having", "would", "should", "could", "might",
+    "must", "shall", "will", "to", "of", "in", "on", "at", "by", "for", "with", "about", "from",
+    "into", "onto", "as", "and", "or", "but", "so", "if", "then", "than", "too", "very", "just",
+    "there", "here", "please", "pls", "plz", "hi", "hello", "hey", "thanks", "thank", "ok", "okay",
+    "some", "any", "also", "up", "out", "off", "s", "t", "d", "ll", "m", "re", "ve", "im", "id",
+    "ive", "dont", "doesnt", "didnt", "cant", "wont", "isnt", "arent", "wasnt", "u", "ur", "yo",
+    "dear", "sir", "madam", "kindly", "really", "still", "already", "get", "got", "want", "wanted",
+    "need", "needed", "like", "know", "tell", "let", "lets",
+];
+
+/// Chinese function words and pleasantries.
+const ZH_STOP: &[&str] = &[
+    "的",
+    "了",
+    "吗",
+    "呢",
+    "吧",
+    "啊",
+    "呀",
+    "哦",
+    "噢",
+    "嘛",
+    "么",
+    "哈",
+    "啦",
+    "喔",
+    "嗯",
+    "我",
+    "我们",
+    "你",
+    "你们",
+    "您",
+    "是",
+    "在",
+    "请问",
+    "请",
+    "一下",
+    "这个",
+    "那个",
+    "就",
+    "都",
+    "也",
+    "还",
+    "和",
+    "与",
+    "及",
+    "把",
+    "被",
+    "给",
+    "个",
+    "下",
+    "想",
+    "要",
+    "能",
+    "可以",
+    "你好",
+    "您好",
+    "谢谢",
+    "麻烦",
+    "问",
+    "问下",
+    "问一下",
+    "帮",
+    "帮我",
+    "一个",
+    "有没有",
+    "没有",
+    "有",
+    "得",
+    "地",
+    "着",
+    "过",
+    "之",
+    "其",
+    "这",
+    "那",
+    "哪个",
+    "那么",
+    "这么",
+    "会",
+    "将",
+    "对",
+    "啥",
+    "呃",
+    "额",
+    "哎",
+    "诶",
+    "亲",
+];
+
+fn stop_set(family: Family) -> &'static HashSet<&'static str> {
+    static EN: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    static ZH: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    match family {
+        Family::Zh => ZH.get_or_init(|| ZH_STOP.iter().chain(EN_STOP).copied().collect()),
+        Family::En | Family::Other => EN.get_or_init(|| EN_STOP.iter().copied().collect()),
+    }
+}
+
+/// A token of a question after segmentation and stemming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub text: String,
+    /// A stop word: it takes part in synonym phrases but not in scoring.
+    pub stop: bool,
+}
+
+fn en_word(word: &str, family: Family, out: &mut Vec<Token>) {
+    let lower = word.to_lowercase();
+    let lower = lower.replace(['\'', '’'], "");
+    if lower.is_empty() {
+        return;
+    }
+    let stop = stop_set(Family::En).contains(lower.as_str());
+    let text = if family == Family::Other {
+        lower
+    } else {
+        stemmer().stem(&lower).into_owned()
+    };
+    out.push(Token { text, stop });
+}
+
+/// Splits `text` into words: letters and digits, with inner apostrophes kept.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '’'))
+        .filter(|w| !w.is_empty())
+}
+
+/// Tokens of `text`: jieba words for Chinese (and stemmed English words inside it), stemmed
+/// lowercase words for English. Punctuation is dropped; stop words are flagged.
+pub fn tokenize(family: Family, text: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    match family {
+        Family::Zh => {
+            let stop = stop_set(Family::Zh);
+            for t in jieba().cut_for_search(text, false) {
+                let w = t.word.trim();
+                if w.is_empty() || !w.chars().any(char::is_alphanumeric) {
+                    continue;
+                }
+                if w.chars().any(is_cjk) {
+                    out.push(Token {
+                        text: w.to_owned(),
+                        stop: stop.contains(w),
+                    });
+                } else {
+                    for word in words(w) {
+                        en_word(word, Family::En, &mut out);
+                    }
+                }
+            }
+        }
+        Family::En | Family::Other => {
+            for w in words(text) {
+                en_word(w, family, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// The synonym groups of one pack in one language, ready to normalize token streams: every
+/// member of a group becomes the group's canonical token, so any member matches all of them.
+#[derive(Debug, Default)]
+pub struct Synonyms {
+    /// English: member phrases as token sequences (longest first) and their canonical token.
+    phrases: Vec<(Vec<String>, String)>,
+    /// Chinese: members as lowercase text (longest first) and their canonical token.
+    members: Vec<(String, String)>,
+}
+
+impl Synonyms {
+    /// `prefix` makes canonical tokens unique across packs (`~<prefix>.<group>`).
+    pub fn new(family: Family, groups: &[Vec<String>], prefix: &str) -> Synonyms {
+        let mut s = Synonyms::default();
+        for (g, group) in groups.iter().enumerate() {
+            let canon = format!("~{prefix}.{g}");
+            for member in group {
+                let member = member.trim().to_lowercase();
+                if member.is_empty() {
+                    continue;
+                }
+                if family == Family::Zh && member.chars().any(is_cjk) {
+                    s.members.push((member, canon.clone()));
+                } else {
+                    let toks = tokenize(family, &member);
+                    if !toks.is_empty() && toks.iter().any(|t| !t.stop) {
+                        s.phrases
+                            .push((toks.into_iter().map(|t| t.text).collect(), canon.clone()));
+                    }
+                }
+            }
+        }
+        s.phrases.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        s.members
+            .sort_by_key(|(m, _)| std::cmp::Reverse(m.chars().count()));
+        s.members.dedup_by(|a, b| a.0 == b.0);
+        s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.phrases.is_empty() && self.members.is_empty()
+    }
+
+    /// Tokens of `text` with synonyms replaced by canonical tokens, stop words removed.
+    /// `base` is `tokenize(family, text)`, computed once and shared between packs.
+    pub fn terms(&self, family: Family, text: &str, base: &[Token]) -> Vec<String> {
+        let replaced;
+        let tokens: &[Token] = if family == Family::Zh && self.has_member_in(text) {
+            replaced = self.segment_with_members(text);
+            &replaced
+        } else {
+            base
+        };
+        let mut out = Vec::with_capacity(tokens.len());
+        let mut i = 0;
+        'outer: while i < tokens.len() {
+            for (phrase, canon) in &self.phrases {
+                let n = phrase.len();
+                if i + n <= tokens.len()
+                    && tokens[i..i + n]
+                        .iter()
+                        .zip(phrase)
+                        .all(|(t, p)| &t.text == p)
+                {
+                    out.push(canon.clone());
+                    i += n;
+                    continue 'outer;
+                }
+            }
+            if !tokens[i].stop {
+                out.push(tokens[i].text.clone());
+            }
+            i += 1;
+        }
+        out
+    }
+
+    fn has_member_in(&self, text: &str) -> bool {
+        if self.members.is_empty() {
+            return false;
+        }
+        let lower = text.to_lowercase();
+        self.members.iter().any(|(m, _)| lower.contains(m.as_str()))
+    }
+
+    /// Chinese: cuts the text around synonym members (longest match first) and segments the
+    /// pieces between them, so a member is one token whatever jieba would do in context.
+    fn segment_with_members(&self, text: &str) -> Vec<Token> {
+        let lower = text.to_lowercase();
+        let mut out = Vec::new();
+        let mut piece_start = 0;
+        let mut i = 0;
+        while i < lower.len() {
+            let rest = &lower[i..];
+            if let Some((m, canon)) = self
+                .members
+                .iter()
+                .find(|(m, _)| rest.starts_with(m.as_str()))
+            {
+                out.extend(tokenize(Family::Zh, &lower[piece_start..i]));
+                out.push(Token {
+                    text: canon.clone(),
+                    stop: false,
+                });
+                i += m.len();
+                piece_start = i;
+            } else {
+                i += rest.chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        out.extend(tokenize(Family::Zh, &lower[piece_start..]));
+        out
+    }
+}
+
+/// Character n-grams for fuzzy matching: for Chinese the characters and character pairs (short
+/// questions and near-synonyms share characters), for other languages the trigrams of each
+/// space-padded word (a typo changes few of them). Repeated n-grams are kept.
+pub fn char_ngrams(family: Family, text: &str) -> Vec<String> {
+    let lower = text.to_lowercase();
+    let mut out = Vec::new();
+    match family {
+        Family::Zh => {
+            let chars: Vec<char> = lower.chars().filter(|c| c.is_alphanumeric()).collect();
+            for (i, c) in chars.iter().enumerate() {
+                if is_cjk(*c) {
+                    out.push(c.to_string());
+                }
+                if let Some(next) = chars.get(i + 1) {
+                    out.push([*c, *next].iter().collect());
+                }
+            }
+        }
+        Family::En | Family::Other => {
+            for w in words(&lower) {
+                let padded: Vec<char> = std::iter::once(' ')
+                    .chain(w.chars().filter(|c| c.is_alphanumeric()))
+                    .chain(std::iter::once(' '))
+                    .collect();
+                if padded.len() == 3 {
+                    out.push(padded.iter().collect());
+                    continue;
+                }
+                for win in padded.windows(3) {
+                    out.push(win.iter().collect());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(toks: &[Token]) -> Vec<&str> {
+        toks.iter()
+            .filter(|t| !t.stop)
+            .map(|t| t.text.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn detects_language() {
+        assert_eq!(detect("我的快递到哪了"), "zh-CN");
+        assert_eq!(detect("iPhone 怎么退货"), "zh-CN");
+        assert_eq!(detect("Where is my parcel?"), "en");
+        assert_eq!(Family::of("zh-CN"), Family::Zh);
+        assert_eq!(Family::of("en"), Family::En);
+        assert_eq!(Family::of("fr"), Family::Other);
+    }
+
+    #[test]
+    fn segments_chinese() {
+        let toks = tokenize(Family::Zh, "我想申请退款，订单已经签收了");
+        let words = texts(&toks);
+        for w in ["申请", "退款", "订单", "已经", "签收"] {
+            assert!(words.contains(&w), "{w} missing from {words:?}");
+        }
+        assert!(!words.contains(&"了") && !words.contains(&"我"));
+        let mixed = tokenize(Family::Zh, "iPhone怎么退货");
+        assert!(texts(&mixed).contains(&"iphon"), "{mixed:?}");
+        assert!(texts(&mixed).contains(&"退货"));
+    }
+
+    #[test]
+    fn tokenizes_and_stems_english() {
+        let toks = tokenize(
+            Family::En,
+            "I'm returning the shoes I ordered, they don't fit!",
+        );
+        assert_eq!(texts(&toks), ["return", "shoe", "order", "fit"]);
+        assert!(toks.iter().any(|t| t.stop && t.text == "the"));
+        let toks = tokenize(Family::En, "Where is my delivery?");
+        assert_eq!(texts(&toks), ["where", "deliveri"]);
+    }
+
+    #[test]
+    fn synonyms_normalize_to_one_token() {
+        let groups = vec![
+            vec![
+                "refund".to_owned(),
+                "money back".to_owned(),
+                "reimbursement".to_owned(),
+            ],
+            vec!["退款".to_owned(), "退钱".to_owned()],
+        ];
+        let en = Synonyms::new(Family::En, &groups, "shop");
+        let a = "Can I get my money back?";
+        let b = "How do I get a refund";
+        let ta = en.terms(Family::En, a, &tokenize(Family::En, a));
+        let tb = en.terms(Family::En, b, &tokenize(Family::En, b));
+        assert!(ta.contains(&"~shop.0".to_owned()), "{ta:?}");
+        assert!(tb.contains(&"~shop.0".to_owned()), "{tb:?}");
+        assert!(!ta.contains(&"money".to_owned()));
+        let zh = Synonyms::new(Family::Zh, &groups, "shop");
+        let q = "怎么退钱啊";
+        let t = zh.terms(Family::Zh, q, &tokenize(Family::Zh, q));
+        assert!(t.contains(&"~shop.1".to_owned()), "{t:?}");
+        assert!(t.contains(&"怎么".to_owned()), "{t:?}");
+    }
+
+    #[test]
+    fn ngrams() {
+        assert_eq!(char_ngrams(Family::Zh, "退货?"), ["退", "退货", "货"]);
+        assert_eq!(char_ngrams(Family::En, "Hi"), [" hi", "hi "]);
+        assert_eq!(char_ngrams(Family::En, "a"), [" a "]);
+    }
+}
