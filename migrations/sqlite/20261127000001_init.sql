@@ -74,7 +74,8 @@ CREATE TABLE conversations (
     updated_at      INTEGER NOT NULL
 );
 CREATE INDEX conversations_visitor ON conversations (visitor_id, created_at);
-CREATE INDEX conversations_site_status ON conversations (site_id, status, updated_at);
+-- Not on updated_at: every message changes it, and an index on it would be rewritten each time.
+CREATE INDEX conversations_site_status ON conversations (site_id, status);
 
 CREATE TABLE messages (
     id              TEXT PRIMARY KEY,

@@ -8,6 +8,11 @@ use kefu_server::storage::{NewAgent, Role};
 use kefu_server::{auth, launch, open_storage, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
+// Many threads allocate and free small buffers per message; glibc's malloc spends far more
+// time on that (arena locks, consolidation) than mimalloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {

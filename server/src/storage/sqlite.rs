@@ -20,6 +20,7 @@ pub struct SqliteStorage {
 }
 
 const MSG_COLS: &str = "id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at";
+const MSG_COLS_M: &str = "m.id, m.conversation_id, m.seq, m.sender_kind, m.sender_id, m.sender_name, m.body, m.private, m.client_msg_id, m.created_at";
 const CONV_COLS: &str =
     "id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at";
 const VISITOR_COLS: &str = "id, site_id, external_id, name, email, page_url, referrer, user_agent, ip, locale, timezone, utc_offset_minutes, last_seen_at";
@@ -164,6 +165,11 @@ fn site_from_row(row: &SqliteRow) -> Site {
     }
 }
 
+/// Rows for `json_each(?)`.
+fn json<T: serde::Serialize>(rows: &T) -> String {
+    serde_json::to_string(rows).expect("batch rows always serialize")
+}
+
 fn random_token(bytes: usize) -> String {
     use rand::RngCore;
     let mut buf = vec![0u8; bytes];
@@ -195,27 +201,25 @@ impl SqliteStorage {
         let now = now_ms();
         let mut out: Vec<Option<Result<AppendOutcome>>> = batch.iter().map(|_| None).collect();
 
+        // Every batch statement takes its rows as one JSON parameter (`json_each`), so each
+        // has one fixed SQL text: SQLite prepares it once per connection, whatever the batch
+        // size, instead of parsing and planning a new statement for every batch.
+
         // 1. Retries: messages already stored under the same (sender, client_msg_id).
-        let keyed: Vec<(usize, &AppendRequest)> = batch
+        let keys: Vec<(&str, &str)> = batch
             .iter()
-            .enumerate()
-            .filter(|(_, r)| r.client_msg_id.is_some())
+            .filter_map(|r| Some((r.sender.id.as_str(), r.client_msg_id.as_deref()?)))
             .collect();
         let mut stored: HashMap<(String, String, String), Message> = HashMap::new();
-        for chunk in keyed.chunks(300) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {MSG_COLS} FROM messages WHERE "));
-            for (i, (_, r)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    q.push(" OR ");
-                }
-                q.push("(sender_id = ")
-                    .push_bind(&r.sender.id)
-                    .push(" AND client_msg_id = ")
-                    .push_bind(r.client_msg_id.as_deref())
-                    .push(")");
-            }
-            for row in q.build().fetch_all(&mut *conn).await? {
+        if !keys.is_empty() {
+            let rows = sqlx::query(&format!(
+                "SELECT {MSG_COLS_M} FROM json_each(?) AS j JOIN messages m \
+                 ON m.sender_id = j.value ->> 0 AND m.client_msg_id = j.value ->> 1"
+            ))
+            .bind(json(&keys))
+            .fetch_all(&mut *conn)
+            .await?;
+            for row in rows {
                 let m = message_from_row(&row);
                 let key = (
                     m.sender.kind.as_str().to_owned(),
@@ -227,42 +231,39 @@ impl SqliteStorage {
         }
 
         // 2. The conversations the batch writes to, read once.
-        let mut by_id: HashSet<&str> = HashSet::new();
-        let mut by_visitor: HashSet<&str> = HashSet::new();
+        let mut by_id: Vec<&str> = Vec::new();
+        let mut by_visitor: Vec<&str> = Vec::new();
         for r in batch {
             match &r.target {
-                AppendTarget::Conversation(id) => by_id.insert(id.as_str()),
+                AppendTarget::Conversation(id) => by_id.push(id.as_str()),
                 AppendTarget::VisitorCurrent { visitor_id, .. } => {
-                    by_visitor.insert(visitor_id.as_str())
+                    by_visitor.push(visitor_id.as_str())
                 }
             };
         }
         let mut convs: HashMap<String, Conversation> = HashMap::new();
         let mut current: HashMap<String, String> = HashMap::new();
         if !by_id.is_empty() {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-                "SELECT {CONV_COLS} FROM conversations WHERE id IN ("
-            ));
-            let mut sep = q.separated(", ");
-            for id in &by_id {
-                sep.push_bind(*id);
-            }
-            q.push(")");
-            for row in q.build().fetch_all(&mut *conn).await? {
+            let rows = sqlx::query(&format!(
+                "SELECT {CONV_COLS} FROM conversations WHERE id IN (SELECT value FROM json_each(?))"
+            ))
+            .bind(json(&by_id))
+            .fetch_all(&mut *conn)
+            .await?;
+            for row in rows {
                 let c = conversation_from_row(&row);
                 convs.insert(c.id.clone(), c);
             }
         }
         if !by_visitor.is_empty() {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-                "SELECT {CONV_COLS} FROM conversations WHERE status <> 'resolved' AND visitor_id IN ("
-            ));
-            let mut sep = q.separated(", ");
-            for v in &by_visitor {
-                sep.push_bind(*v);
-            }
-            q.push(") ORDER BY created_at");
-            for row in q.build().fetch_all(&mut *conn).await? {
+            let rows = sqlx::query(&format!(
+                "SELECT {CONV_COLS} FROM conversations WHERE status <> 'resolved' \
+                 AND visitor_id IN (SELECT value FROM json_each(?)) ORDER BY created_at"
+            ))
+            .bind(json(&by_visitor))
+            .fetch_all(&mut *conn)
+            .await?;
+            for row in rows {
                 let c = conversation_from_row(&row);
                 // Ordered by creation: the newest open one wins.
                 current.insert(c.visitor_id.clone(), c.id.clone());
@@ -368,51 +369,61 @@ impl SqliteStorage {
             rows.push((i, message));
         }
 
-        // 4. New conversations, new messages, new last_seq: one statement each (per chunk).
-        for chunk in opened.chunks(500) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) ",
-            );
-            q.push_values(chunk, |mut b, id| {
-                let c = &convs[id];
-                b.push_bind(&c.id)
-                    .push_bind(&c.site_id)
-                    .push_bind(&c.visitor_id)
-                    .push_bind("open")
-                    .push_bind(&c.assignee_id)
-                    .push_bind(0i64)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            q.build().execute(&mut *conn).await?;
+        // 4. New conversations, new messages, new last_seq: one statement each.
+        if !opened.is_empty() {
+            let rows: Vec<_> = opened
+                .iter()
+                .map(|id| {
+                    let c = &convs[id];
+                    (&c.id, &c.site_id, &c.visitor_id, &c.assignee_id)
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, 'open', value ->> 3, 0, ?1, ?1 FROM json_each(?2)",
+            )
+            .bind(now)
+            .bind(json(&rows))
+            .execute(&mut *conn)
+            .await?;
         }
-        for chunk in rows.chunks(1000) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at) ",
-            );
-            q.push_values(chunk, |mut b, (_, m)| {
-                b.push_bind(&m.id)
-                    .push_bind(&m.conversation_id)
-                    .push_bind(m.seq as i64)
-                    .push_bind(m.sender.kind.as_str())
-                    .push_bind(&m.sender.id)
-                    .push_bind(&m.sender.name)
-                    .push_bind(&m.body)
-                    .push_bind(m.private as i64)
-                    .push_bind(&m.client_msg_id)
-                    .push_bind(now);
-            });
-            q.build().execute(&mut *conn).await?;
+        if !rows.is_empty() {
+            let data: Vec<_> = rows
+                .iter()
+                .map(|(_, m)| {
+                    (
+                        &m.id,
+                        &m.conversation_id,
+                        m.seq,
+                        m.sender.kind.as_str(),
+                        &m.sender.id,
+                        &m.sender.name,
+                        &m.body,
+                        m.private as i64,
+                        &m.client_msg_id,
+                    )
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, ?1 \
+                 FROM json_each(?2)",
+            )
+            .bind(now)
+            .bind(json(&data))
+            .execute(&mut *conn)
+            .await?;
         }
-        for chunk in touched.chunks(1000) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("UPDATE conversations SET last_seq = v.column2, updated_at = ");
-            q.push_bind(now).push(" FROM (");
-            q.push_values(chunk, |mut b, id| {
-                b.push_bind(id).push_bind(convs[id].last_seq as i64);
-            });
-            q.push(") AS v WHERE conversations.id = v.column1");
-            q.build().execute(&mut *conn).await?;
+        if !touched.is_empty() {
+            let data: Vec<_> = touched.iter().map(|id| (id, convs[id].last_seq)).collect();
+            sqlx::query(
+                "UPDATE conversations SET last_seq = j.value ->> 1, updated_at = ?1 \
+                 FROM json_each(?2) AS j WHERE conversations.id = j.value ->> 0",
+            )
+            .bind(now)
+            .bind(json(&data))
+            .execute(&mut *conn)
+            .await?;
         }
 
         let opened: HashSet<String> = opened.into_iter().collect();
