@@ -308,6 +308,45 @@ mod live {
         send(Request::post(url), None).await.map(|_| ())
     }
 
+    /// Any request the helpers above do not cover (`PUT`, `DELETE`, a body that is not JSON, an
+    /// answer with no body): `method` with an optional `(content type, body)`; the answer's body
+    /// as text (empty for a `204`). Errors carry the server's `{"error": {"message"}}`.
+    pub async fn request_text(
+        method: &str,
+        url: &str,
+        body: Option<(&str, String)>,
+        bearer: Option<&str>,
+    ) -> Result<String, HttpError> {
+        let rb = match method {
+            "GET" => Request::get(url),
+            "PUT" => Request::put(url),
+            "DELETE" => Request::delete(url),
+            _ => Request::post(url),
+        };
+        let rb = with_bearer(rb, bearer);
+        let req = match body {
+            Some((content_type, b)) => rb.header("Content-Type", content_type).body(b),
+            None => rb.build(),
+        }
+        .map_err(|e| HttpError {
+            status: 0,
+            message: e.to_string(),
+        })?;
+        let resp = req.send().await.map_err(|e| HttpError {
+            status: 0,
+            message: e.to_string(),
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if resp.ok() {
+            return Ok(text);
+        }
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error.message)
+            .unwrap_or_else(|_| format!("HTTP {status}"));
+        Err(HttpError { status, message })
+    }
+
     /// Sleeps without blocking the page.
     pub async fn sleep_ms(ms: u32) {
         gloo_timers::future::TimeoutFuture::new(ms).await;

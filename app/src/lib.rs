@@ -62,7 +62,9 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=NotFound>
                 <Route path=path!("/widget/frame") view=widget::WidgetFrame />
-                <Route path=path!("/console") view=console::Console />
+                // `/console` and `/console/bot` (the bot's admin page): one route, so moving
+                // between them keeps the console and its connection.
+                <Route path=path!("/console/:section?") view=console::Console />
             </Routes>
         </Router>
     }
@@ -112,8 +114,10 @@ mod tests {
 
     #[test]
     fn the_console_renders_a_spinner_until_the_browser_asks_who_is_logged_in() {
-        let html = render("/console");
-        assert!(html.contains(r#"aria-busy="true""#), "{html}");
-        assert!(!html.contains("login-email"));
+        for path in ["/console", "/console/bot"] {
+            let html = render(path);
+            assert!(html.contains(r#"aria-busy="true""#), "{path}: {html}");
+            assert!(!html.contains("login-email"));
+        }
     }
 }

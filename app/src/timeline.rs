@@ -43,6 +43,10 @@ pub struct Item {
     pub client_msg_id: Option<String>,
     /// Shown under our own messages: always while sending or failed, and `Sent` on the newest.
     pub delivery: Option<Delivery>,
+    /// The bot's suggestions, shown as buttons under its newest message that has some.
+    pub quick_replies: Vec<String>,
+    /// The hand-over note that says no agent is online (the widget offers a contact form).
+    pub offline: bool,
 }
 
 impl Item {
@@ -69,6 +73,8 @@ impl Item {
             created_at: m.created_at.clone(),
             client_msg_id: m.client_msg_id.clone(),
             delivery: None,
+            quick_replies: m.quick_replies.clone(),
+            offline: m.meta.as_ref().is_some_and(|meta| meta.offline),
         }
     }
 }
@@ -164,6 +170,8 @@ impl Timeline {
             created_at: now.to_owned(),
             client_msg_id: Some(client_msg_id.to_owned()),
             delivery: Some(Delivery::Sending),
+            quick_replies: Vec::new(),
+            offline: false,
         });
     }
 
@@ -234,6 +242,48 @@ impl Timeline {
     pub fn last(&self) -> Option<&Item> {
         self.committed.last()
     }
+
+    /// The id of the newest bot message that offers quick replies.
+    pub fn quick_replies_at(&self) -> Option<String> {
+        self.committed
+            .iter()
+            .rev()
+            .find(|i| i.sender == SenderKind::Bot && !i.quick_replies.is_empty())
+            .map(|i| i.id.clone())
+    }
+
+    /// The visitor is talking to the bot: the newest conversation's latest bot message is newer
+    /// than any agent reply or system note (a hand-over) in it.
+    pub fn with_bot(&self) -> bool {
+        let Some(current) = self
+            .committed
+            .last()
+            .and_then(|i| i.conversation_id.clone())
+        else {
+            return false;
+        };
+        let mut rows = self
+            .committed
+            .iter()
+            .rev()
+            .filter(|i| i.conversation_id.as_deref() == Some(current.as_str()))
+            .map(|i| i.sender);
+        rows.find(|k| *k != SenderKind::Visitor) == Some(SenderKind::Bot)
+    }
+
+    /// The id of the newest "no agent is online" note, if that is where the chat stands: no agent
+    /// has written since.
+    pub fn offline_note(&self) -> Option<String> {
+        for i in self.committed.iter().rev() {
+            if i.offline {
+                return Some(i.id.clone());
+            }
+            if i.sender == SenderKind::Agent {
+                return None;
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +352,41 @@ mod tests {
         assert_eq!(t.retry("x"), Some(("hi".into(), true)));
         assert!(t.is_sending("x"));
         assert!(!t.fail("nope"));
+    }
+
+    fn bot(id: &str, seq: u64, replies: &[&str]) -> Message {
+        let mut m = msg(id, "c", seq, SenderKind::Bot, None);
+        m.quick_replies = replies.iter().map(|r| (*r).to_owned()).collect();
+        m
+    }
+
+    #[test]
+    fn the_bot_holds_the_chat_until_a_hand_over() {
+        let mut t = Timeline::new(SenderKind::Visitor);
+        assert!(!t.with_bot());
+        t.apply_message(&bot("w", 1, &[]));
+        t.apply_message(&msg("v", "c", 2, SenderKind::Visitor, None));
+        t.apply_message(&bot("a", 3, &["Track my order", "Talk to a person"]));
+        assert!(t.with_bot());
+        assert_eq!(t.quick_replies_at().as_deref(), Some("a"));
+        assert_eq!(t.rows()[2].quick_replies.len(), 2);
+        // The visitor writing again does not end it; a newer answer without suggestions keeps
+        // the older suggestions.
+        t.apply_message(&msg("v2", "c", 4, SenderKind::Visitor, None));
+        assert!(t.with_bot());
+        t.apply_message(&bot("b", 5, &[]));
+        assert_eq!(t.quick_replies_at().as_deref(), Some("a"));
+        let mut note = msg("s", "c", 6, SenderKind::System, None);
+        note.meta = Some(kefu::model::MessageMeta {
+            offline: true,
+            ..Default::default()
+        });
+        t.apply_message(&note);
+        assert!(!t.with_bot());
+        assert_eq!(t.offline_note().as_deref(), Some("s"));
+        t.apply_message(&msg("r", "c", 7, SenderKind::Agent, None));
+        assert!(!t.with_bot());
+        assert_eq!(t.offline_note(), None);
     }
 
     #[test]

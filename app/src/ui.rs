@@ -57,12 +57,37 @@ pub fn MessageRow(
     } else {
         "flex flex-col items-start gap-1"
     };
-    let name = (!mine && show_names).then(|| match item.sender {
-        SenderKind::Bot => item
-            .sender_name
-            .clone()
-            .unwrap_or_else(|| i.t(K::Bot).to_owned()),
-        _ => item.sender_name.clone().unwrap_or_default(),
+    // Bot messages always say so (a "Bot" label and avatar, the bot's name when it has one);
+    // other authors are named only where `show_names` asks for it.
+    let is_bot = item.sender == SenderKind::Bot;
+    let name = if is_bot || (!mine && show_names) {
+        item.sender_name.clone().filter(|n| !n.trim().is_empty())
+    } else {
+        None
+    };
+    let header = (is_bot || name.is_some()).then(|| {
+        view! {
+            <span class="flex items-center gap-1.5 px-1 text-xs text-slate-500">
+                {is_bot.then(|| view! {
+                    <span
+                        data-testid="bot-avatar"
+                        class="flex h-5 w-5 items-center justify-center rounded-full bg-emerald-100 text-emerald-700"
+                        aria-hidden="true"
+                    >
+                        <BotIcon />
+                    </span>
+                })}
+                {name}
+                {is_bot.then(|| view! {
+                    <span
+                        data-testid="bot-label"
+                        class="rounded bg-emerald-100 px-1.5 py-px text-[10px] font-semibold uppercase tracking-wide text-emerald-700"
+                    >
+                        {move || i.t(K::Bot)}
+                    </span>
+                })}
+            </span>
+        }
     });
     let note = item.private.then(|| {
         view! {
@@ -114,7 +139,7 @@ pub fn MessageRow(
             data-private=item.private.to_string()
             class=row
         >
-            {name.filter(|n| !n.is_empty()).map(|n| view! { <span class="px-1 text-xs text-slate-500">{n}</span> })}
+            {header}
             <div class=bubble>
                 {note}
                 <p data-testid="message-body">{item.body}</p>
@@ -142,6 +167,17 @@ pub fn SendIcon() -> impl IntoView {
     view! {
         <svg viewBox="0 0 24 24" class="h-5 w-5" fill="currentColor" aria-hidden="true">
             <path d="M3.4 20.4l17.45-7.48a1 1 0 000-1.84L3.4 3.6a.993.993 0 00-1.39.91L2 9.12c0 .5.37.93.87.99L17 12 2.87 13.88c-.5.07-.87.5-.87 1l.01 4.61c0 .71.73 1.2 1.39.91z" />
+        </svg>
+    }
+}
+
+/// A small robot face, the bot's avatar.
+#[component]
+pub fn BotIcon() -> impl IntoView {
+    view! {
+        <svg viewBox="0 0 24 24" class="h-3.5 w-3.5" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true">
+            <rect x="4" y="8" width="16" height="12" rx="3" />
+            <path stroke-linecap="round" d="M12 4v4M9 13h.01M15 13h.01M9.5 17h5" />
         </svg>
     }
 }

@@ -1,9 +1,11 @@
 //! The agent console (`/console`): a login form, then conversation list | conversation | visitor
-//! panel (one pane at a time on narrow screens).
+//! panel (one pane at a time on narrow screens). Admins also get the bot's page (`/console/bot`,
+//! [`bot::BotAdmin`]), drawn in place of the panes, which stay mounted (and live) underneath.
 //!
 //! Like the widget, the view draws a `Copy` struct of signals ([`ConsoleState`]) that the
 //! browser-only [`live::Client`] fills from the REST API and the agent WebSocket.
 
+pub mod bot;
 pub mod list;
 #[cfg(feature = "hydrate")]
 mod live;
@@ -16,7 +18,7 @@ use leptos_meta::Title;
 use crate::browser::{self, is_web_url, visitor_label};
 use crate::i18n::{I18n, K};
 use crate::timeline::Timeline;
-use crate::ui::{BackIcon, InfoIcon, MessageRow, SendIcon};
+use crate::ui::{BackIcon, BotIcon, InfoIcon, MessageRow, SendIcon};
 use list::Tab;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +162,15 @@ pub fn Console() -> impl IntoView {
         });
     });
 
+    // `/console/bot`: the bot's page. The route's optional segment keeps the console mounted
+    // (socket, open conversation) when moving between the two.
+    let location = leptos_router::hooks::use_location();
+    let bot_page = Signal::derive(move || {
+        location
+            .pathname
+            .with(|p| p.trim_end_matches('/') == "/console/bot")
+    });
+
     view! {
         <Title text=move || i.t(K::Console) />
         {move || match state.auth.get() {
@@ -172,7 +183,7 @@ pub fn Console() -> impl IntoView {
                     .into_any()
             }
             Auth::LoggedOut => view! { <LoginForm state actions /> }.into_any(),
-            Auth::LoggedIn => view! { <Workspace state actions /> }.into_any(),
+            Auth::LoggedIn => view! { <Workspace state actions bot_page /> }.into_any(),
         }}
     }
     .into_any()
@@ -250,9 +261,21 @@ fn LoginForm(state: ConsoleState, actions: Actions) -> impl IntoView {
 }
 
 #[component]
-fn Workspace(state: ConsoleState, actions: Actions) -> impl IntoView {
+fn Workspace(state: ConsoleState, actions: Actions, bot_page: Signal<bool>) -> impl IntoView {
     let i = I18n::get();
     let pane = state.pane;
+    let is_admin = move || {
+        state
+            .me
+            .with(|m| m.as_ref().is_some_and(|a| a.role == "admin"))
+    };
+    let nav = move |active: bool| {
+        if active {
+            "rounded-lg bg-indigo-50 px-3 py-1.5 text-sm font-medium text-indigo-700 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500"
+        } else {
+            "rounded-lg px-3 py-1.5 text-sm font-medium text-slate-600 transition hover:bg-slate-100 hover:text-slate-900 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500"
+        }
+    };
     let list_class = move || {
         if pane.get() == Pane::List {
             "flex w-full flex-col border-r border-slate-200 bg-white md:w-80 md:shrink-0"
@@ -282,6 +305,26 @@ fn Workspace(state: ConsoleState, actions: Actions) -> impl IntoView {
                     "K"
                 </div>
                 <span class="font-semibold text-slate-900">"Kefu"</span>
+                <Show when=is_admin>
+                    <nav class="ml-2 flex gap-1" aria-label=move || i.t(K::Console)>
+                        <a
+                            href="/console"
+                            data-testid="inbox-link"
+                            aria-current=move || if bot_page.get() { "false" } else { "page" }
+                            class=move || nav(!bot_page.get())
+                        >
+                            {move || i.t(K::Inbox)}
+                        </a>
+                        <a
+                            href="/console/bot"
+                            data-testid="bot-admin-link"
+                            aria-current=move || if bot_page.get() { "page" } else { "false" }
+                            class=move || nav(bot_page.get())
+                        >
+                            {move || i.t(K::BotAdmin)}
+                        </a>
+                    </nav>
+                </Show>
                 <span class="flex-1"></span>
                 <span data-testid="agent-name" class="hidden truncate text-sm text-slate-600 sm:inline">
                     {move || state.me.get().map(|a| a.name).unwrap_or_default()}
@@ -300,7 +343,10 @@ fn Workspace(state: ConsoleState, actions: Actions) -> impl IntoView {
                     {move || i.t(K::Reconnecting)}
                 </div>
             </Show>
-            <div class="flex min-h-0 flex-1">
+            <Show when=move || bot_page.get()>
+                <bot::BotAdmin me=state.me />
+            </Show>
+            <div class=move || if bot_page.get() { "hidden" } else { "flex min-h-0 flex-1" }>
                 <aside class=list_class aria-label=move || i.t(K::Inbox)>
                     <ConversationList state actions />
                 </aside>
@@ -410,6 +456,7 @@ fn ConversationItem(c: Conversation, state: ConsoleState, actions: Actions) -> i
         let prefix = match m.sender.kind {
             SenderKind::Agent if m.private => format!("{}: ", i.t(K::InternalNote)),
             SenderKind::Agent => format!("{}: ", i.t(K::You)),
+            SenderKind::Bot => format!("{}: ", i.t(K::Bot)),
             _ => String::new(),
         };
         // One line of plain text: newlines would only be collapsed by the browser anyway.
@@ -428,6 +475,19 @@ fn ConversationItem(c: Conversation, state: ConsoleState, actions: Actions) -> i
         }
     };
     let open_id = id.clone();
+    // Pending: the bot is answering; a hand-over makes it open (and the badge goes).
+    let bot_badge = (c.status == ConversationStatus::Pending).then(|| {
+        view! {
+            <span
+                data-testid="bot-badge"
+                title=move || i.t(K::BotAnswering)
+                class="inline-flex shrink-0 items-center gap-1 rounded-full bg-emerald-100 px-1.5 py-px text-[10px] font-semibold uppercase tracking-wide text-emerald-700"
+            >
+                <BotIcon />
+                {move || i.t(K::Bot)}
+            </span>
+        }
+    });
 
     view! {
         <li>
@@ -435,6 +495,7 @@ fn ConversationItem(c: Conversation, state: ConsoleState, actions: Actions) -> i
                 type="button"
                 data-testid="conversation-item"
                 data-conversation-id=id
+                data-status=c.status.as_str()
                 aria-current=move || if is_selected() { "true" } else { "false" }
                 class=class
                 on:click=move |_| actions.select(open_id.clone())
@@ -445,6 +506,7 @@ fn ConversationItem(c: Conversation, state: ConsoleState, actions: Actions) -> i
                 <span class="min-w-0 flex-1">
                     <span class="flex items-baseline gap-2">
                         <span data-testid="conversation-name" class="min-w-0 flex-1 truncate font-medium text-slate-900">{name}</span>
+                        {bot_badge}
                         <span class="shrink-0 text-xs text-slate-400">
                             {move || browser::relative(&last_at, state.now.get(), i)}
                         </span>
@@ -472,7 +534,7 @@ fn ConversationItem(c: Conversation, state: ConsoleState, actions: Actions) -> i
 fn status_label(i: I18n, s: ConversationStatus) -> &'static str {
     match s {
         ConversationStatus::Open => i.t(K::StatusOpen),
-        ConversationStatus::Pending => i.t(K::StatusPending),
+        ConversationStatus::Pending => i.t(K::BotAnswering),
         ConversationStatus::Resolved => i.t(K::StatusResolved),
         ConversationStatus::Snoozed => i.t(K::StatusSnoozed),
     }
@@ -783,6 +845,8 @@ fn VisitorDetails(v: VisitorInfo, state: ConsoleState) -> impl IntoView {
                         {page.unwrap_or_else(|| view! { <span>"—"</span> }.into_any())}
                     </dd>
                 </div>
+                {v.phone.clone().filter(|p| !p.is_empty()).map(|p| row(K::Phone, "visitor-phone", Some(p)))}
+                {v.note.clone().filter(|n| !n.is_empty()).map(|n| row(K::ContactNote, "visitor-note", Some(n)))}
                 {row(K::Referrer, "visitor-referrer", v.referrer.clone())}
                 {row(K::Browser, "visitor-browser", v.browser.clone())}
                 {row(K::Os, "visitor-os", v.os.clone())}

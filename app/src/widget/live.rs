@@ -398,6 +398,11 @@ impl Client {
         }
     }
 
+    /// The visitor token, once the session is open.
+    pub fn token(&self) -> Option<String> {
+        self.0.borrow().token.clone()
+    }
+
     /// Asks the parent page to close the chat panel.
     pub fn close(&self) {
         self.post_parent(json!({"kefu": "close"}));

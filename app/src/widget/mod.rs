@@ -4,6 +4,7 @@
 //! (WebSocket, or long-polling when that cannot open) and fills [`WidgetState`], which the view
 //! draws. The parent page (the loader script) talks to the frame with `postMessage`.
 
+mod bot;
 #[cfg(feature = "hydrate")]
 mod live;
 
@@ -15,6 +16,7 @@ use leptos_meta::Title;
 use crate::i18n::{I18n, K};
 use crate::timeline::Timeline;
 use crate::ui::{CloseIcon, MessageRow, SendIcon};
+use bot::{ContactForm, HandoffButton, QuickReplies};
 
 /// Everything the chat shows. All signals, so it is `Copy` and the view reads it freely.
 #[derive(Clone, Copy)]
@@ -89,6 +91,16 @@ impl Actions {
         let _ = client_msg_id;
     }
 
+    /// The visitor's credential, for requests outside the chat (the contact form).
+    fn token(self) -> Option<String> {
+        #[cfg(feature = "hydrate")]
+        {
+            self.client().and_then(|c| c.token())
+        }
+        #[cfg(not(feature = "hydrate"))]
+        None
+    }
+
     fn close(self) {
         #[cfg(feature = "hydrate")]
         if let Some(c) = self.client() {
@@ -140,6 +152,12 @@ pub fn WidgetFrame() -> impl IntoView {
         }
     };
     let on_retry = Callback::new(move |cmid: String| actions.retry(cmid));
+    // A suggestion or "talk to a person": sent as if typed.
+    let on_pick = Callback::new(move |text: String| actions.send(text));
+    let token = Callback::new(move |()| actions.token());
+    let quick_replies_at = Memo::new(move |_| state.timeline.with(Timeline::quick_replies_at));
+    let offline_note = Memo::new(move |_| state.timeline.with(Timeline::offline_note));
+    let with_bot = Memo::new(move |_| state.timeline.with(Timeline::with_bot));
 
     let subtitle = move || {
         if let Some(name) = state.agent_name.get() {
@@ -235,8 +253,26 @@ pub fn WidgetFrame() -> impl IntoView {
                     each=move || state.timeline.with(Timeline::rows)
                     key=|item| item.render_key()
                     children=move |item| {
+                        let id = item.id.clone();
+                        let replies = item.quick_replies.clone();
+                        let has_replies = !replies.is_empty();
+                        let offline = item.offline;
+                        let (qr_id, note_id) = (id.clone(), id);
                         view! {
                             <MessageRow item own=SenderKind::Visitor show_names=true on_retry />
+                            {has_replies.then(|| view! {
+                                <Show when=move || quick_replies_at.with(|at| at.as_deref() == Some(qr_id.as_str()))>
+                                    <QuickReplies replies=replies.clone() on_pick />
+                                </Show>
+                            })}
+                            {offline.then(|| {
+                                let shown = note_id.clone();
+                                view! {
+                                    <Show when=move || offline_note.with(|at| at.as_deref() == Some(shown.as_str()))>
+                                        <ContactForm note_id=note_id.clone() token />
+                                    </Show>
+                                }
+                            })}
                         }
                     }
                 />
@@ -258,6 +294,9 @@ pub fn WidgetFrame() -> impl IntoView {
                     submit();
                 }
             >
+                <Show when=move || with_bot.get()>
+                    <HandoffButton on_pick />
+                </Show>
                 <div class="flex items-end gap-2 rounded-2xl border border-slate-300 bg-white px-3 py-2 shadow-sm focus-within:border-indigo-500 focus-within:ring-2 focus-within:ring-indigo-500/30">
                     <textarea
                         node_ref=input_ref
