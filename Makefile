@@ -12,16 +12,18 @@ run: build
 	@mkdir -p data
 	LEPTOS_SITE_ROOT=target/site ./target/release/kefu serve
 
+# --split: the console is a wasm file of its own, so the widget's visitors never download it
+# (app/build.rs). A build without it works too, as one bigger wasm file.
 build:
 	@./scripts/bootstrap.sh
-	cargo leptos build --release
+	cargo leptos build --release --split
 
 ## make test: install what is missing and run every check
 test:
 	@./scripts/bootstrap.sh --e2e
 	$(MAKE) check
 	$(MAKE) unit
-	cargo leptos build --release
+	cargo leptos build --release --split
 	$(MAKE) e2e
 
 check:

@@ -2,9 +2,10 @@ import { defineConfig, devices } from "@playwright/test";
 
 /**
  * Browser tests of the widget and the console, in Debian's Chromium (never a downloaded one).
- * `start-server.sh` (written with the server) starts a fresh Kefu on 8849 with the admin
- * admin@example.com / e2e-password-123 and the default site embedded by /demo.
+ * `start-server.sh` (written with the server) starts a fresh Kefu on 8849 (or `KEFU_E2E_PORT`)
+ * with the admin admin@example.com / e2e-password-123 and the default site embedded by /demo.
  */
+const port = process.env.KEFU_E2E_PORT ?? "8849";
 export default defineConfig({
   testDir: "./tests",
   outputDir: "test-results",
@@ -14,7 +15,7 @@ export default defineConfig({
   expect: { timeout: 15_000 },
   reporter: [["list"]],
   use: {
-    baseURL: process.env.KEFU_URL ?? "http://127.0.0.1:8849",
+    baseURL: process.env.KEFU_URL ?? `http://127.0.0.1:${port}`,
     launchOptions: {
       executablePath: "/usr/bin/chromium",
       args: [
@@ -33,7 +34,7 @@ export default defineConfig({
   projects: [{ name: "chromium", use: { ...devices["Desktop Chrome"] } }],
   webServer: {
     command: "bash ./start-server.sh",
-    url: "http://127.0.0.1:8849/healthz",
+    url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,
     timeout: 120_000,
   },

@@ -17,7 +17,9 @@ pub mod model;
 pub mod validate;
 
 pub use frame::{ClientFrame, ErrorCode, FrameError, ServerFrame};
-pub use model::{Conversation, ConversationStatus, Message, Sender, SenderKind, VisitorInfo};
+pub use model::{
+    Conversation, ConversationStatus, Message, MessageMeta, Sender, SenderKind, VisitorInfo,
+};
 pub use validate::{ClientMsgId, MessageBody};
 
 /// Version of the wire protocol announced in `hello`.

@@ -108,7 +108,23 @@ pub fn short_id(id: &str) -> String {
         .filter(char::is_ascii_alphanumeric)
         .take(4)
         .collect();
-    tail.into_iter().rev().collect::<String>().to_lowercase()
+    tail.into_iter()
+        .rev()
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// `c` in upper case, as an avatar letter. In the browser JavaScript does it: Rust's own
+/// `to_uppercase` would put Unicode case tables (about 12 KB) in the wasm every page loads.
+pub fn upper(c: char) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::JsString::from(c).to_upper_case().into()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        c.to_uppercase().to_string()
+    }
 }
 
 /// True for links we are willing to put in an `href`.
@@ -231,18 +247,21 @@ mod live {
         ))
     }
 
-    /// Posts `{"kefu": …}` style JSON to the parent window, to exactly `origin`.
-    pub fn post_to_parent(json: &serde_json::Value, origin: &str) {
+    /// Posts `{"kefu": kind}` (with `count` when given) to the parent window, to exactly
+    /// `origin`. A plain object built in place: no JSON value type in the widget's wasm.
+    pub fn post_to_parent(kind: &str, count: Option<u32>, origin: &str) {
         if origin.is_empty() {
             return;
         }
-        let Ok(parent) = window().parent() else {
+        let Ok(Some(parent)) = window().parent() else {
             return;
         };
-        let Some(parent) = parent else { return };
-        if let Ok(value) = js_sys::JSON::parse(&json.to_string()) {
-            let _ = parent.post_message(&value, origin);
+        let msg = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&msg, &"kefu".into(), &kind.into());
+        if let Some(n) = count {
+            let _ = js_sys::Reflect::set(&msg, &"count".into(), &n.into());
         }
+        let _ = parent.post_message(&msg, origin);
     }
 
     async fn send(rb: RequestBuilder, body: Option<String>) -> Result<Response, HttpError> {
@@ -375,6 +394,13 @@ mod tests {
         );
         assert_eq!(parse_ms("2000-02-29T00:00:00-01:30"), Some(951_787_800_000));
         assert_eq!(parse_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn upper_cases_one_letter() {
+        assert_eq!(upper('a'), "A");
+        assert_eq!(upper('é'), "É");
+        assert_eq!(upper('客'), "客");
     }
 
     #[test]

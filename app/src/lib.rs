@@ -4,6 +4,10 @@
 //! - [`shell`]: the HTML document the server wraps around every page.
 //! - [`App`]: the router: `/widget/frame` → [`widget::WidgetFrame`] (the visitor chat inside the
 //!   loader's iframe), `/console` → [`console::Console`] (agents).
+//! - [`hydrate`]: the browser entry point. The widget frame hydrates [`WidgetPage`] alone, without
+//!   the router; every other page hydrates [`App`], which a split build
+//!   (`cargo leptos build --split`, see `build.rs`) puts in a separate wasm file, so the visitor's
+//!   browser never downloads the console.
 //! - [`widget`], [`console`]: each screen is a view over a `Copy` struct of signals, plus a
 //!   `live` module (browser only) that owns the connection and writes those signals.
 //! - [`ws`]: the reconnecting WebSocket both screens use; [`browser`]: storage, HTTP, time.
@@ -15,6 +19,9 @@
 //! markup always matches the server's.
 
 #![forbid(unsafe_code)]
+// The widget's view is one concrete type (no `into_any()`, see `ui::MessageRow`); the router
+// nests it deeply enough to need more than the default 128.
+#![recursion_limit = "256"]
 
 pub mod browser;
 pub mod console;
@@ -52,26 +59,94 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-#[component]
-pub fn App() -> impl IntoView {
+/// Where the loader's iframe points.
+pub const WIDGET_PATH: &str = "/widget/frame";
+
+/// The contexts every page needs, and the document title's suffix.
+fn page_setup() -> impl IntoView {
     provide_meta_context();
     i18n::I18n::provide();
+    view! { <Title formatter=|page: String| format!("{page} · Kefu") /> }
+}
 
+/// Every page, as the server renders it.
+#[component]
+pub fn App() -> impl IntoView {
     view! {
-        <Title formatter=|page: String| format!("{page} · Kefu") />
+        {page_setup()}
         <Router>
             <Routes fallback=NotFound>
                 <Route path=path!("/widget/frame") view=widget::WidgetFrame />
                 // `/console` and `/console/bot` (the bot's admin page): one route, so moving
                 // between them keeps the console and its connection.
-                <Route path=path!("/console/:section?") view=console::Console />
+                <Route path=path!("/console/:section?") view=ConsolePage />
             </Routes>
         </Router>
     }
 }
 
+/// What [`App`] renders at [`WIDGET_PATH`], without the router: the router adds no markup of its
+/// own, so this hydrates the server's page for the widget frame exactly.
+#[component]
+pub fn WidgetPage() -> impl IntoView {
+    view! {
+        {page_setup()}
+        <widget::WidgetFrame />
+    }
+}
+
+/// Hydrates the page the server rendered (browser only; the `frontend` crate calls it).
+///
+/// The widget frame runs [`WidgetPage`] and nothing else. Any other page loads and hydrates the
+/// whole [`App`]: in a split build that code (the router, the console) is a separate wasm file
+/// that only those pages download; otherwise it is all one file, as before.
+#[cfg(feature = "hydrate")]
+pub fn hydrate() {
+    let path = window().location().pathname().unwrap_or_default();
+    if path == WIDGET_PATH {
+        leptos::mount::hydrate_body(WidgetPage);
+    } else {
+        #[cfg(kefu_split)]
+        wasm_bindgen_futures::spawn_local(hydrate_app());
+        #[cfg(not(kefu_split))]
+        hydrate_app();
+    }
+}
+
+/// Split: a lazy function, whose code is loaded on the first call.
+///
+/// On the server the same `#[lazy]` (same place in the source, so the same name) makes an async
+/// no-op that, called while a page renders, has Leptos put `<link rel="preload">`s for this
+/// function's wasm file in the page (see [`preload_app`]). Without a split build there is no
+/// such file and no link.
+#[cfg(any(feature = "hydrate", feature = "ssr"))]
+#[cfg_attr(any(kefu_split, feature = "ssr"), leptos::lazy)]
+fn hydrate_app() {
+    #[cfg(feature = "hydrate")]
+    leptos::mount::hydrate_body(App);
+}
+
+/// Asks for the preload links of [`hydrate_app`]'s wasm file, so a page other than the widget
+/// fetches it alongside the main one instead of after it. Server only.
+fn preload_app() {
+    #[cfg(feature = "ssr")]
+    {
+        use std::future::Future;
+        use std::task::{Context, Waker};
+        // Its body runs on the first poll: it only records the name, there is nothing to wait for.
+        let _ = std::pin::pin!(hydrate_app()).poll(&mut Context::from_waker(Waker::noop()));
+    }
+}
+
+#[component]
+fn ConsolePage() -> impl IntoView {
+    preload_app();
+    view! { <console::Console /> }
+}
+
 #[component]
 fn NotFound() -> impl IntoView {
+    preload_app();
     view! {
         <Title text="Not found" />
         <main class="flex h-full items-center justify-center p-8 text-center">
@@ -95,13 +170,28 @@ mod tests {
 
     /// What the server sends for a path, without the document shell.
     fn render(path: &str) -> String {
+        render_with(path, || view! { <App /> }.into_any())
+    }
+
+    fn render_with(path: &str, page: impl FnOnce() -> AnyView) -> String {
         let owner = Owner::new();
         owner.with(|| {
             provide_context(leptos_router::location::RequestUrl::new(path));
             let (meta, _) = leptos_meta::ServerMetaContext::new();
             provide_context(meta);
-            view! { <App /> }.to_html()
+            page().to_html()
         })
+    }
+
+    /// The browser hydrates the widget frame with `WidgetPage`, not `App`: both must make the
+    /// same markup, or hydration would go wrong.
+    #[test]
+    fn the_widget_page_is_what_the_router_renders_for_the_frame() {
+        let path = "/widget/frame?site=abc&origin=https%3A%2F%2Fshop.example";
+        let routed = render(path);
+        let alone = render_with(path, || view! { <WidgetPage /> }.into_any());
+        assert!(routed.contains(r#"data-testid="chat-root""#), "{routed}");
+        assert_eq!(routed, alone);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Bodies are always text nodes (Leptos escapes them); nothing here takes HTML.
 
 use kefu::model::SenderKind;
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use crate::browser;
@@ -24,8 +25,10 @@ pub fn MessageRow(
     let time = browser::clock(&item.created_at);
     let seq = item.seq.to_string();
 
+    // `Either` rather than `into_any()`: a type-erased view carries code for every way of
+    // rendering it (async hydration included), which the widget's wasm would have to ship.
     if item.sender == SenderKind::System {
-        return view! {
+        return Either::Left(view! {
             <div
                 data-testid="message"
                 data-sender=kind
@@ -36,8 +39,7 @@ pub fn MessageRow(
                     {item.body}
                 </p>
             </div>
-        }
-        .into_any();
+        });
     }
 
     let bubble = if item.private {
@@ -131,7 +133,7 @@ pub fn MessageRow(
         }
     });
 
-    view! {
+    Either::Right(view! {
         <div
             data-testid="message"
             data-sender=kind
@@ -149,8 +151,7 @@ pub fn MessageRow(
                 {status}
             </div>
         </div>
-    }
-    .into_any()
+    })
 }
 
 #[component]

@@ -1,6 +1,8 @@
 //! A WebSocket that speaks the Kefu frames and reconnects by itself (browser only).
 //!
-//! The owner gets [`SocketEvent`]s: `Open`, every decoded [`ServerFrame`], and `Closed`. After a
+//! The owner gets [`SocketEvent`]s: `Open`, every decoded frame, and `Closed`. What a frame
+//! decodes into is the owner's choice ([`Frame`]): the console takes the whole
+//! [`ServerFrame`], the widget a smaller type of its own (`widget::frames`). After a
 //! close the socket waits 1 s, 2 s, 4 s … up to 15 s and dials again, at once when the browser
 //! comes back `online`. A `hello` starts the heartbeat (`ping` every `heartbeat_ms`). The owner
 //! decides what a (re)connect means (resume, resend) and may [`Socket::stop`] it for good, e.g.
@@ -15,9 +17,31 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
-pub enum SocketEvent {
+/// What a [`Socket`] decodes the server's text frames into.
+pub trait Frame: Sized + 'static {
+    /// `None` for text this client cannot read; such frames are dropped.
+    fn parse(text: &str) -> Option<Self>;
+    /// The heartbeat interval, if this is a `hello`.
+    fn heartbeat_ms(&self) -> Option<u64>;
+}
+
+impl Frame for ServerFrame {
+    fn parse(text: &str) -> Option<Self> {
+        // A frame type this client does not know yet (newer servers may add some) is dropped.
+        serde_json::from_str(text).ok()
+    }
+
+    fn heartbeat_ms(&self) -> Option<u64> {
+        match self {
+            ServerFrame::Hello { heartbeat_ms, .. } => Some(*heartbeat_ms),
+            _ => None,
+        }
+    }
+}
+
+pub enum SocketEvent<F = ServerFrame> {
     Open,
-    Frame(Box<ServerFrame>),
+    Frame(Box<F>),
     /// The connection is gone. `failures_before_open` counts the dials in a row that never
     /// delivered a frame, while no dial ever has. (A dial that opens but closes before `hello`
     /// counts as failed: some proxies accept the upgrade and then cut the connection.)
@@ -27,7 +51,7 @@ pub enum SocketEvent {
     },
 }
 
-type Handler = Rc<dyn Fn(SocketEvent)>;
+type Handler<F> = Rc<dyn Fn(SocketEvent<F>)>;
 
 struct Callbacks {
     _open: Closure<dyn FnMut(Event)>,
@@ -35,7 +59,7 @@ struct Callbacks {
     _close: Closure<dyn FnMut(CloseEvent)>,
 }
 
-struct Inner {
+struct Inner<F> {
     url: String,
     ws: Option<WebSocket>,
     callbacks: Option<Callbacks>,
@@ -47,17 +71,22 @@ struct Inner {
     stopped: bool,
     retry: Option<Timeout>,
     heartbeat: Option<Interval>,
-    handler: Handler,
+    handler: Handler<F>,
 }
 
 /// A cheap handle; clones share one connection.
-#[derive(Clone)]
-pub struct Socket(Rc<RefCell<Inner>>);
+pub struct Socket<F = ServerFrame>(Rc<RefCell<Inner<F>>>);
+
+impl<F> Clone for Socket<F> {
+    fn clone(&self) -> Self {
+        Socket(self.0.clone())
+    }
+}
 
 const MAX_BACKOFF_MS: u32 = 15_000;
 
-impl Socket {
-    pub fn new(url: String, handler: impl Fn(SocketEvent) + 'static) -> Self {
+impl<F: Frame> Socket<F> {
+    pub fn new(url: String, handler: impl Fn(SocketEvent<F>) + 'static) -> Self {
         Socket(Rc::new(RefCell::new(Inner {
             url,
             ws: None,
@@ -138,12 +167,11 @@ impl Socket {
             let Some(text) = ev.data().as_string() else {
                 return;
             };
-            let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) else {
-                // A frame type this client does not know yet: newer servers may add some.
+            let Some(frame) = F::parse(&text) else {
                 return;
             };
-            if let ServerFrame::Hello { heartbeat_ms, .. } = &frame {
-                me.start_heartbeat(*heartbeat_ms);
+            if let Some(heartbeat_ms) = frame.heartbeat_ms() {
+                me.start_heartbeat(heartbeat_ms);
             }
             let handler = me.0.borrow().handler.clone();
             handler(SocketEvent::Frame(Box::new(frame)));

@@ -1,4 +1,4 @@
-//! The browser entry point: hydrates the page the server rendered with [`app::App`].
+//! The browser entry point: hydrates the page the server rendered (see [`app::hydrate`]).
 
 #![forbid(unsafe_code)]
 
@@ -7,5 +7,5 @@ use wasm_bindgen::prelude::wasm_bindgen;
 #[wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    app::hydrate();
 }

@@ -69,6 +69,27 @@ pub enum SiteAction {
         #[arg(long = "origin")]
         origins: Vec<String>,
     },
+    /// Configure a site's bot (what the admin UI does), e.g.
+    /// `kefu site bot --key site_… --enable --packs ecommerce,general`.
+    Bot {
+        /// The site's site_key.
+        #[arg(long)]
+        key: String,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        /// Built-in packs to answer from, comma-separated (all when empty).
+        #[arg(long)]
+        packs: Option<String>,
+        #[arg(long)]
+        welcome: Option<String>,
+        /// The name visitors see on the bot's messages.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        threshold: Option<f32>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,6 +117,9 @@ pub enum BotAction {
         /// Add the scores of the two best pairs to each line.
         #[arg(long)]
         verbose: bool,
+        /// Scoring knobs as JSON (see `bot::retrieval::Tuning`), for tuning experiments.
+        #[arg(long, hide = true)]
+        tune: Option<String>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },

@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use kefu::frame::{ErrorCode, FrameError, Party, SendCommand, ServerFrame, TypingState};
-use kefu::model::{Conversation, ConversationStatus, Message, Sender, SenderKind};
+use kefu::model::{Conversation, ConversationStatus, Message, MessageMeta, Sender, SenderKind};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::assistant::{Assistant, SiteBot};
 use crate::config::Limits;
 use crate::storage::writer::Writer;
 use crate::storage::{
@@ -144,6 +145,7 @@ fn take(b: &mut Bucket, rate: f64, burst: f64) -> bool {
 
 pub struct Hub {
     storage: Arc<dyn Storage>,
+    assistant: Arc<Assistant>,
     writer: Writer,
     limits: Limits,
     visitors: RwLock<HashMap<String, Vec<Conn>>>,
@@ -194,6 +196,14 @@ impl Registration {
     }
 }
 
+fn bot_sender(bot: &SiteBot) -> Sender {
+    Sender {
+        kind: SenderKind::Bot,
+        id: "bot".into(),
+        name: Some(bot.config.name.clone()),
+    }
+}
+
 /// A `message` frame serialized straight from a borrowed message.
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "message")]
@@ -225,7 +235,12 @@ pub fn storage_error(e: StorageError, client_msg_id: Option<String>) -> FrameErr
 }
 
 impl Hub {
-    pub fn new(storage: Arc<dyn Storage>, limits: Limits, max_batch: usize) -> Arc<Self> {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        assistant: Arc<Assistant>,
+        limits: Limits,
+        max_batch: usize,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|weak: &std::sync::Weak<Hub>| {
             let weak = weak.clone();
             let writer = Writer::spawn(
@@ -239,6 +254,7 @@ impl Hub {
             );
             Hub {
                 storage,
+                assistant,
                 writer,
                 limits,
                 visitors: RwLock::new(HashMap::new()),
@@ -251,6 +267,10 @@ impl Hub {
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
+    }
+
+    pub fn assistant(&self) -> &Arc<Assistant> {
+        &self.assistant
     }
 
     /// Waits until every append queued so far is committed (used at shutdown).
@@ -392,7 +412,7 @@ impl Hub {
     /// Posts a visitor's message: to the named conversation (theirs only) or to their current
     /// one, opened and assigned if there is none.
     pub async fn visitor_send(
-        &self,
+        self: &Arc<Self>,
         visitor: &VisitorCtx,
         origin: ConnId,
         cmd: SendCommand,
@@ -415,6 +435,10 @@ impl Hub {
                 Some(cmid),
             ));
         }
+        let bot = self
+            .assistant
+            .enabled_for(&self.storage, &visitor.site_id)
+            .await;
         let target = match cmd.conversation_id {
             Some(id) => {
                 self.visitor_conversation(visitor, &id)
@@ -428,7 +452,16 @@ impl Hub {
             None => AppendTarget::VisitorCurrent {
                 visitor_id: visitor.id.clone(),
                 site_id: visitor.site_id.clone(),
-                assignee_if_new: self.peek_assignee(&visitor.site_id),
+                // With the bot on, a new conversation is the bot's until it hands over.
+                assignee_if_new: match bot {
+                    Some(_) => None,
+                    None => self.peek_assignee(&visitor.site_id),
+                },
+                pending_if_new: bot.is_some(),
+                welcome: bot
+                    .as_ref()
+                    .filter(|b| !b.config.welcome.trim().is_empty())
+                    .map(|b| (bot_sender(b), b.config.welcome.clone())),
             },
         };
         let req = AppendRequest {
@@ -441,16 +474,108 @@ impl Hub {
             body: cmd.body.into_inner(),
             private: false,
             client_msg_id: Some(cmid.clone()),
+            quick_replies: Vec::new(),
+            meta: None,
         };
         let outcome = self
             .writer
             .append(req, origin)
             .await
             .map_err(|e| storage_error(e, Some(cmid)))?;
-        if outcome.opened {
+        if outcome.opened && outcome.conversation.status != ConversationStatus::Pending {
             self.advance_round_robin(&visitor.site_id);
         }
+        if !outcome.duplicate && outcome.conversation.status == ConversationStatus::Pending {
+            let hub = self.clone();
+            let (conversation, message) = (outcome.conversation.clone(), outcome.message.clone());
+            // The bot answers after the ack: the visitor's message is never held up by it.
+            tokio::spawn(async move {
+                match bot {
+                    Some(bot) => hub.bot_turn(bot, conversation, message).await,
+                    // The bot was switched off while this conversation was its.
+                    None => hub.hand_over(&conversation, "en", None).await,
+                }
+            });
+        }
         Ok(outcome)
+    }
+
+    /// The bot's answer to a visitor message in a `pending` conversation.
+    async fn bot_turn(self: Arc<Self>, bot: Arc<SiteBot>, c: Conversation, m: Message) {
+        let turn = self.assistant.turn(&bot, &c.id, &m.body).await;
+        if turn.low
+            && let Err(e) = self
+                .storage
+                .unanswered_add(&c.site_id, Some(&c.id), &m.body)
+                .await
+        {
+            tracing::warn!(error = %e, "could not record an unanswered question");
+        }
+        if !turn.text.is_empty() {
+            let req = AppendRequest {
+                // Idempotent: one answer per visitor message, whatever happens.
+                client_msg_id: Some(format!("bot:{}", m.id)),
+                quick_replies: turn.quick_replies.clone(),
+                meta: Some(MessageMeta {
+                    intent: Some(turn.intent.name.clone()),
+                    ..MessageMeta::default()
+                }),
+                ..AppendRequest::text(
+                    AppendTarget::Conversation(c.id.clone()),
+                    bot_sender(&bot),
+                    turn.text.clone(),
+                )
+            };
+            if let Err(e) = self.writer.append(req, 0).await {
+                tracing::error!(error = %e, "the bot's answer could not be stored");
+            }
+        }
+        if turn.handoff {
+            self.hand_over(&c, &turn.intent.lang, None).await;
+        }
+    }
+
+    /// Gives a conversation to people: `open`, assigned (to `agent`, else round robin among
+    /// online agents), with a note telling the visitor what happens next.
+    pub async fn hand_over(&self, c: &Conversation, lang: &str, agent: Option<&str>) {
+        let assignee = agent
+            .map(str::to_owned)
+            .or_else(|| self.peek_assignee(&c.site_id));
+        let updated = match self.storage.hand_over(&c.id, assignee.as_deref()).await {
+            Ok(Some(u)) => u,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "hand-over failed");
+                return;
+            }
+        };
+        if agent.is_none() && assignee.is_some() {
+            self.advance_round_robin(&c.site_id);
+        }
+        self.publish_conversation(&updated);
+        if agent.is_some() {
+            return; // an agent took over by answering: their reply says it all
+        }
+        let online = self.online_agents(&c.site_id) > 0;
+        let req = AppendRequest {
+            meta: Some(MessageMeta {
+                offline: !online,
+                handoff: true,
+                ..MessageMeta::default()
+            }),
+            ..AppendRequest::text(
+                AppendTarget::Conversation(c.id.clone()),
+                Sender {
+                    kind: SenderKind::System,
+                    id: "system".into(),
+                    name: None,
+                },
+                crate::assistant::handoff_note(lang, online).to_owned(),
+            )
+        };
+        if let Err(e) = self.writer.append(req, 0).await {
+            tracing::error!(error = %e, "the hand-over note could not be stored");
+        }
     }
 
     /// Posts an agent's reply or private note. The first agent to answer an unassigned
@@ -486,13 +611,20 @@ impl Hub {
             body: cmd.body.into_inner(),
             private: cmd.private,
             client_msg_id: Some(cmid.clone()),
+            quick_replies: Vec::new(),
+            meta: None,
         };
         let outcome = self
             .writer
             .append(req, origin)
             .await
             .map_err(|e| storage_error(e, Some(cmid)))?;
-        if conversation.assignee_id.is_none() && !outcome.duplicate && !cmd.private {
+        if conversation.status == ConversationStatus::Pending && !outcome.duplicate && !cmd.private
+        {
+            // An agent answering the bot's conversation takes it over.
+            self.hand_over(&conversation, "en", Some(&agent.agent.id))
+                .await;
+        } else if conversation.assignee_id.is_none() && !outcome.duplicate && !cmd.private {
             match self.storage.claim(&conversation_id, &agent.agent.id).await {
                 Ok(Some(c)) => self.publish_conversation(&c),
                 Ok(None) => {}
@@ -578,8 +710,19 @@ impl Hub {
                 &control(&ServerFrame::Conversation { conversation }),
             );
         }
+        let conversation_id: Arc<str> = Arc::from(c.id.as_str());
+        for m in &o.prelude {
+            // The welcome that opened the conversation: every tab gets it, the sender's too.
+            let frame = Arc::new(Frame {
+                conversation_id: conversation_id.clone(),
+                seq: m.seq,
+                text: message_frame(m),
+            });
+            self.to_visitor(&c.visitor_id, 0, &frame);
+            self.to_site(&c.site_id, 0, &frame);
+        }
         let frame = Arc::new(Frame {
-            conversation_id: Arc::from(c.id.as_str()),
+            conversation_id,
             seq: o.message.seq,
             text: message_frame(&o.message),
         });

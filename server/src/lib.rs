@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assistant;
 pub mod auth;
 pub mod bot;
 pub mod cli;
@@ -171,7 +172,13 @@ pub async fn launch(
         .secret("visitor_token_key", auth::random_hex(32).into_bytes())
         .await?;
     let sessions = sessions::layer(&settings, &storage).await?;
-    let hub = Hub::new(storage, settings.limits.clone(), settings.storage.max_batch);
+    let assistant = Arc::new(assistant::Assistant::new(settings.bot.clone()));
+    let hub = Hub::new(
+        storage,
+        assistant,
+        settings.limits.clone(),
+        settings.storage.max_batch,
+    );
     let token = CancellationToken::new();
     let state = AppState(Arc::new(AppInner {
         hub: hub.clone(),

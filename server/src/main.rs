@@ -2,6 +2,7 @@
 //! one-off command against the configured storage.
 
 use clap::Parser;
+use kefu_server::assistant::BotConfig;
 use kefu_server::cli::{Cli, Command, SiteAction, TokenAction, UserAction};
 use kefu_server::config::Settings;
 use kefu_server::storage::{NewAgent, Role};
@@ -69,6 +70,54 @@ async fn run() -> anyhow::Result<()> {
                 })
                 .await?;
             println!("{}", agent.id);
+            Ok(())
+        }
+        Command::Site {
+            action:
+                SiteAction::Bot {
+                    key,
+                    enable,
+                    disable,
+                    packs,
+                    welcome,
+                    name,
+                    threshold,
+                },
+        } => {
+            let storage = open_storage(&settings).await?;
+            let site = storage
+                .site_by_key(&key)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no site with site_key {key}"))?;
+            let current = BotConfig::parse(&site.bot);
+            let mut next = current.clone();
+            if enable || disable {
+                next.enabled = enable;
+            }
+            if let Some(p) = packs {
+                next.packs = p
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            if let Some(w) = welcome {
+                next.welcome = w;
+            }
+            if let Some(n) = name {
+                next.name = n;
+            }
+            if let Some(t) = threshold {
+                next.threshold = t;
+            }
+            let next = current
+                .merge_update(next)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            storage
+                .set_site_bot(&site.id, &serde_json::to_string(&next)?)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&next.redacted())?);
             Ok(())
         }
         Command::Site {

@@ -10,6 +10,8 @@ fn visitor_msg(visitor: &str, site: &str, cmid: &str, body: &str) -> AppendReque
             visitor_id: visitor.into(),
             site_id: site.into(),
             assignee_if_new: None,
+            pending_if_new: false,
+            welcome: None,
         },
         sender: Sender {
             kind: SenderKind::Visitor,
@@ -19,6 +21,8 @@ fn visitor_msg(visitor: &str, site: &str, cmid: &str, body: &str) -> AppendReque
         body: body.into(),
         private: false,
         client_msg_id: Some(cmid.into()),
+        quick_replies: Vec::new(),
+        meta: None,
     }
 }
 
@@ -55,7 +59,10 @@ async fn one_batch_orders_opens_once_and_dedupes() {
     let ok: Vec<_> = out.iter().take(4).map(|r| r.as_ref().unwrap()).collect();
     assert_eq!((ok[0].message.seq, ok[2].message.seq), (1, 2));
     assert_eq!(ok[0].message.conversation_id, ok[2].message.conversation_id);
-    assert!(ok[0].opened && !ok[2].opened, "opened once, by its first message");
+    assert!(
+        ok[0].opened && !ok[2].opened,
+        "opened once, by its first message"
+    );
     assert!(ok[1].opened && ok[1].message.seq == 1);
     assert_ne!(ok[0].message.conversation_id, ok[1].message.conversation_id);
     assert!(ok[3].duplicate);

@@ -373,7 +373,7 @@ fn display_name(i: I18n, c: &Conversation) -> String {
 fn initials(name: &str) -> String {
     name.chars()
         .find(|c| c.is_alphanumeric())
-        .map(|c| c.to_uppercase().to_string())
+        .map(browser::upper)
         .unwrap_or_else(|| "?".into())
 }
 

@@ -15,14 +15,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use gloo_timers::callback::Timeout;
-use kefu::api::{EventsResponse, MessageResponse, PostMessage, SessionRequest, SessionResponse};
-use kefu::frame::{ClientFrame, ServerFrame, TypingState};
+use kefu::api::{MessageResponse, PostMessage, SessionRequest, SessionResponse};
+use kefu::frame::{ClientFrame, TypingState};
 use kefu::model::{Message, SenderKind};
 use leptos::prelude::*;
-use serde_json::json;
 use wasm_bindgen::JsValue;
 
 use super::WidgetState;
+use super::frames::{Events, Incoming};
 use crate::browser::{self, HttpError};
 use crate::ws::{Socket, SocketEvent};
 
@@ -43,7 +43,7 @@ struct Inner {
     /// Messages of this conversation up to this seq were there before this page load: they never
     /// count as unread.
     baseline: Option<(String, u64)>,
-    socket: Option<Socket>,
+    socket: Option<Socket<Incoming>>,
     long_polling: bool,
     /// The chat panel is open on the parent page.
     open: bool,
@@ -96,7 +96,7 @@ impl Client {
                 s.reconnect_now();
             }
         });
-        client.post_parent(json!({"kefu": "ready"}));
+        client.post_parent("ready", None);
 
         let me = client.clone();
         leptos::task::spawn_local(async move { me.open_session().await });
@@ -107,10 +107,11 @@ impl Client {
         self.0.borrow().state
     }
 
-    fn post_parent(&self, msg: serde_json::Value) {
+    /// Tells the loader on the parent page `{"kefu": kind, "count": count}`.
+    fn post_parent(&self, kind: &str, count: Option<u32>) {
         let origin = self.0.borrow().origin.clone();
         if in_iframe() {
-            browser::post_to_parent(&msg, &origin);
+            browser::post_to_parent(kind, count, &origin);
         }
     }
 
@@ -197,7 +198,7 @@ impl Client {
         socket.connect();
     }
 
-    fn on_socket(&self, ev: SocketEvent) {
+    fn on_socket(&self, ev: SocketEvent<Incoming>) {
         let state = self.state();
         match ev {
             SocketEvent::Open => {
@@ -222,10 +223,10 @@ impl Client {
         }
     }
 
-    fn on_frame(&self, frame: ServerFrame) {
+    fn on_frame(&self, frame: Incoming) {
         let state = self.state();
         match frame {
-            ServerFrame::Hello { .. } => {
+            Incoming::Hello { .. } => {
                 state.offline.set(false);
                 let (conversation, socket) = {
                     let inner = self.0.borrow();
@@ -250,15 +251,14 @@ impl Client {
                     });
                 }
             }
-            ServerFrame::Ack {
+            Incoming::Ack {
                 client_msg_id,
                 message,
             } => self.on_ack(&client_msg_id, message),
-            ServerFrame::Message { message } => self.on_message(message),
-            ServerFrame::Typing {
+            Incoming::Message { message } => self.on_message(message),
+            Incoming::Typing {
                 state: typing,
                 from,
-                ..
             } if from.kind != SenderKind::Visitor => {
                 let on = typing == TypingState::On;
                 state.typing.set(on);
@@ -267,9 +267,8 @@ impl Client {
                 self.0.borrow_mut().typing_off =
                     on.then(|| Timeout::new(8_000, move || me.state().typing.set(false)));
             }
-            ServerFrame::Error {
+            Incoming::Error {
                 client_msg_id: Some(cmid),
-                ..
             } => {
                 state.timeline.update(|t| {
                     t.fail(&cmid);
@@ -330,7 +329,7 @@ impl Client {
                 inner.unread += 1;
                 inner.unread
             };
-            self.post_parent(json!({"kefu": "unread", "count": count}));
+            self.post_parent("unread", Some(count));
         }
     }
 
@@ -369,7 +368,7 @@ impl Client {
                     inner.open = true;
                     inner.unread = 0;
                 }
-                self.post_parent(json!({"kefu": "unread", "count": 0}));
+                self.post_parent("unread", Some(0));
                 self.mark_read();
             }
             Some("closed") => self.0.borrow_mut().open = false,
@@ -405,7 +404,7 @@ impl Client {
 
     /// Asks the parent page to close the chat panel.
     pub fn close(&self) {
-        self.post_parent(json!({"kefu": "close"}));
+        self.post_parent("close", None);
     }
 
     fn transmit(&self, client_msg_id: String, body: String) {
@@ -479,11 +478,11 @@ impl Client {
         loop {
             let token = self.0.borrow().token.clone();
             let url = format!("/api/v1/widget/events?after_seq={after}&wait={POLL_WAIT_S}");
-            match browser::get_json::<EventsResponse>(&url, token.as_deref()).await {
+            match browser::get_json::<Events>(&url, token.as_deref()).await {
                 Ok(r) => {
                     delay = 1000;
                     state.offline.set(false);
-                    for frame in r.events {
+                    for frame in r.frames() {
                         self.on_frame(frame);
                     }
                     match r.conversation_id {

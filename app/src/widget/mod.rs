@@ -5,6 +5,8 @@
 //! draws. The parent page (the loader script) talks to the frame with `postMessage`.
 
 mod bot;
+#[cfg(any(feature = "hydrate", test))]
+mod frames;
 #[cfg(feature = "hydrate")]
 mod live;
 
@@ -171,7 +173,7 @@ pub fn WidgetFrame() -> impl IntoView {
     let initial = move || {
         state
             .site_name
-            .with(|n| n.chars().next().map(|c| c.to_uppercase().to_string()))
+            .with(|n| n.chars().next().map(crate::browser::upper))
             .unwrap_or_else(|| "K".to_owned())
     };
 
@@ -329,5 +331,4 @@ pub fn WidgetFrame() -> impl IntoView {
             </form>
         </div>
     }
-    .into_any()
 }

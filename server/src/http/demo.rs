@@ -6,9 +6,24 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::AppState;
 
-pub async fn page(State(state): State<AppState>) -> Response {
+#[derive(serde::Deserialize)]
+pub struct DemoQuery {
+    site: Option<String>,
+}
+
+/// `/demo` embeds the first site; `/demo?site=<site_key>` another one.
+pub async fn page(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<DemoQuery>,
+) -> Response {
     let site_key = match state.hub.storage().sites().await {
-        Ok(sites) => sites.into_iter().next().map(|s| s.site_key),
+        Ok(sites) => match q.site {
+            Some(key) => sites
+                .into_iter()
+                .find(|s| s.site_key == key)
+                .map(|s| s.site_key),
+            None => sites.into_iter().next().map(|s| s.site_key),
+        },
         Err(e) => {
             tracing::error!(error = %e, "cannot list sites for the demo page");
             None

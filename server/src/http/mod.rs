@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod bot;
 pub mod demo;
 pub mod error;
 pub mod widget;
@@ -36,6 +37,22 @@ pub fn router(state: AppState) -> Router {
             get(agent::messages).post(agent::post_message),
         )
         .route("/conversations/{id}/status", post(agent::set_status))
+        .route("/widget/contact", post(widget::contact))
+        .route("/sites", get(bot::sites))
+        .route("/sites/{id}/bot", get(bot::get_config).put(bot::put_config))
+        .route("/sites/{id}/bot/try", post(bot::try_it))
+        .route("/sites/{id}/bot/unanswered", get(bot::unanswered))
+        .route(
+            "/sites/{id}/bot/unanswered/{item}",
+            axum::routing::delete(bot::unanswered_delete),
+        )
+        .route("/sites/{id}/qa", get(bot::qa_list).post(bot::qa_create))
+        .route("/sites/{id}/qa/import", post(bot::qa_import))
+        .route(
+            "/sites/{id}/qa/{qa_id}",
+            axum::routing::put(bot::qa_update).delete(bot::qa_delete),
+        )
+        .route("/bot/packs", get(bot::packs))
         .fallback(|| async { error::ApiError::not_found("no such API endpoint") });
 
     let site_root = state.leptos.site_root.to_string();

@@ -160,3 +160,54 @@ pub async fn create_session(
         }),
     }))
 }
+
+#[derive(serde::Deserialize)]
+pub struct ContactBody {
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    note: Option<String>,
+}
+
+/// `POST /api/v1/widget/contact`: the visitor leaves contact details for a reply later.
+pub async fn contact(
+    State(state): State<AppState>,
+    AuthVisitor(visitor): AuthVisitor,
+    ApiJson(body): ApiJson<ContactBody>,
+) -> Result<StatusCode, ApiError> {
+    let email = clip(body.email, 200);
+    let phone = clip(body.phone, 40);
+    if email.is_none() && phone.is_none() {
+        return Err(ApiError::bad_request(
+            "leave an email address or a phone number",
+        ));
+    }
+    if let Some(e) = &email
+        && (!e.contains('@') || e.contains(char::is_whitespace))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{e:?} is not an email address"
+        )));
+    }
+    if let Some(p) = &phone
+        && p.chars().filter(char::is_ascii_digit).count() < 5
+    {
+        return Err(ApiError::bad_request(format!(
+            "{p:?} is not a phone number"
+        )));
+    }
+    state
+        .hub
+        .storage()
+        .set_visitor_contact(
+            &visitor.id,
+            crate::storage::VisitorContact {
+                name: clip(body.name, 100),
+                email,
+                phone,
+                note: clip(body.note, 2000),
+            },
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -8,7 +8,10 @@ pub mod writer;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kefu::model::{Conversation, ConversationStatus, Message, Sender, SenderKind, VisitorInfo};
+use kefu::model::{
+    Conversation, ConversationStatus, Message, MessageMeta, Sender, SenderKind, VisitorInfo,
+};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -64,6 +67,8 @@ pub struct Site {
     pub secret: String,
     pub name: String,
     pub allowed_origins: Vec<String>,
+    /// The site's bot configuration, as stored (JSON; see `assistant::BotConfig`).
+    pub bot: String,
 }
 
 #[derive(Clone)]
@@ -137,6 +142,10 @@ pub enum AppendTarget {
         site_id: String,
         /// Assigned if the conversation is opened by this append.
         assignee_if_new: Option<String>,
+        /// Opened as `pending` (the bot's turn) rather than `open`.
+        pending_if_new: bool,
+        /// Written first if the conversation is opened by this append (the bot's welcome).
+        welcome: Option<(Sender, String)>,
     },
 }
 
@@ -147,10 +156,29 @@ pub struct AppendRequest {
     pub body: String,
     pub private: bool,
     pub client_msg_id: Option<String>,
+    pub quick_replies: Vec<String>,
+    pub meta: Option<MessageMeta>,
+}
+
+impl AppendRequest {
+    /// A plain text message.
+    pub fn text(target: AppendTarget, sender: Sender, body: String) -> Self {
+        Self {
+            target,
+            sender,
+            body,
+            private: false,
+            client_msg_id: None,
+            quick_replies: Vec::new(),
+            meta: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct AppendOutcome {
+    /// Messages written just before `message` by the same append (the bot's welcome).
+    pub prelude: Vec<Message>,
     pub message: Message,
     /// The conversation after the append.
     pub conversation: Conversation,
@@ -158,6 +186,38 @@ pub struct AppendOutcome {
     pub duplicate: bool,
     /// This append opened the conversation.
     pub opened: bool,
+}
+
+/// A QA pair of a site's own, edited in the admin UI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteQa {
+    #[serde(default)]
+    pub id: String,
+    pub lang: String,
+    pub questions: Vec<String>,
+    pub answer: String,
+    #[serde(default)]
+    pub quick_replies: Vec<String>,
+    #[serde(default)]
+    pub handoff: bool,
+}
+
+/// A question the bot could not answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unanswered {
+    pub id: String,
+    pub question: String,
+    pub conversation_id: Option<String>,
+    pub created_at: String,
+}
+
+/// Contact details a visitor leaves when nobody is online.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct VisitorContact {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -209,8 +269,26 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Option<Conversation>>;
     /// Assigns the conversation to `agent_id` if it has no assignee; returns it when it changed.
     async fn claim(&self, id: &str, agent_id: &str) -> Result<Option<Conversation>>;
+    /// Hands a conversation to people: status `open`, assigned to `assignee` unless it already
+    /// has one. Returns it, or `None` if it does not exist.
+    async fn hand_over(&self, id: &str, assignee: Option<&str>) -> Result<Option<Conversation>>;
     /// Records that `reader` has read up to `seq` (never moves backwards).
     async fn mark_read(&self, id: &str, reader: SenderKind, seq: u64) -> Result<()>;
+
+    async fn set_site_bot(&self, site_id: &str, bot_json: &str) -> Result<()>;
+    async fn qa_list(&self, site_id: &str) -> Result<Vec<SiteQa>>;
+    /// Creates (empty id) or replaces (known id) a site's QA pair; `NotFound` for an unknown id.
+    async fn qa_save(&self, site_id: &str, qa: SiteQa) -> Result<SiteQa>;
+    async fn qa_delete(&self, site_id: &str, id: &str) -> Result<bool>;
+    async fn unanswered_add(
+        &self,
+        site_id: &str,
+        conversation_id: Option<&str>,
+        question: &str,
+    ) -> Result<()>;
+    async fn unanswered_list(&self, site_id: &str, limit: u32) -> Result<Vec<Unanswered>>;
+    async fn unanswered_delete(&self, site_id: &str, id: &str) -> Result<bool>;
+    async fn set_visitor_contact(&self, visitor_id: &str, contact: VisitorContact) -> Result<()>;
 
     /// Appends every request in one transaction, in order; one result per request.
     /// A storage failure fails the whole batch (nothing of it is committed).

@@ -19,13 +19,13 @@ pub struct SqliteStorage {
     read: SqlitePool,
 }
 
-const MSG_COLS: &str = "id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at";
-const MSG_COLS_M: &str = "m.id, m.conversation_id, m.seq, m.sender_kind, m.sender_id, m.sender_name, m.body, m.private, m.client_msg_id, m.created_at";
+const MSG_COLS: &str = "id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at, quick_replies, meta";
+const MSG_COLS_M: &str = "m.id, m.conversation_id, m.seq, m.sender_kind, m.sender_id, m.sender_name, m.body, m.private, m.client_msg_id, m.created_at, m.quick_replies, m.meta";
 const CONV_COLS: &str =
     "id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at";
-const VISITOR_COLS: &str = "id, site_id, external_id, name, email, page_url, referrer, user_agent, ip, locale, timezone, utc_offset_minutes, last_seen_at";
+const VISITOR_COLS: &str = "id, site_id, external_id, name, email, phone, note, page_url, referrer, user_agent, ip, locale, timezone, utc_offset_minutes, last_seen_at";
 const AGENT_COLS: &str = "id, email, name, password_hash, role";
-const SITE_COLS: &str = "id, site_key, secret, name, allowed_origins";
+const SITE_COLS: &str = "id, site_key, secret, name, allowed_origins, bot";
 
 impl SqliteStorage {
     pub async fn open(settings: &crate::config::StorageSettings) -> anyhow::Result<Self> {
@@ -95,6 +95,13 @@ fn message_from_row(row: &SqliteRow) -> Message {
         private: row.get::<i64, _>("private") != 0,
         client_msg_id: row.get("client_msg_id"),
         created_at: rfc3339(row.get("created_at")),
+        quick_replies: row
+            .get::<Option<String>, _>("quick_replies")
+            .and_then(|q| serde_json::from_str(&q).ok())
+            .unwrap_or_default(),
+        meta: row
+            .get::<Option<String>, _>("meta")
+            .and_then(|m| serde_json::from_str(&m).ok()),
     }
 }
 
@@ -127,6 +134,8 @@ fn visitor_from_row(row: &SqliteRow) -> VisitorRecord {
             id: row.get("id"),
             name: row.get("name"),
             email: row.get("email"),
+            phone: row.get("phone"),
+            note: row.get("note"),
             external_id: row.get("external_id"),
             page_url: row.get("page_url"),
             referrer: row.get("referrer"),
@@ -162,6 +171,7 @@ fn site_from_row(row: &SqliteRow) -> Site {
         secret: row.get("secret"),
         name: row.get("name"),
         allowed_origins: serde_json::from_str(&origins).unwrap_or_default(),
+        bot: row.get("bot"),
     }
 }
 
@@ -275,6 +285,7 @@ impl SqliteStorage {
         let mut opened: Vec<String> = Vec::new();
         let mut touched: Vec<String> = Vec::new();
         let mut rows: Vec<(usize, Message)> = Vec::new();
+        let mut prelude: HashMap<usize, Vec<Message>> = HashMap::new();
         for (i, r) in batch.iter().enumerate() {
             if let Some(cmid) = &r.client_msg_id {
                 let key = (
@@ -285,6 +296,7 @@ impl SqliteStorage {
                 if let Some(m) = stored.get(&key) {
                     out[i] = Some(match convs.get(&m.conversation_id) {
                         Some(c) => Ok(AppendOutcome {
+                            prelude: Vec::new(),
                             message: m.clone(),
                             conversation: c.clone(),
                             duplicate: true,
@@ -292,6 +304,7 @@ impl SqliteStorage {
                         }),
                         None => match Self::conversation_in(conn, &m.conversation_id).await? {
                             Some(c) => Ok(AppendOutcome {
+                                prelude: Vec::new(),
                                 message: m.clone(),
                                 conversation: c,
                                 duplicate: true,
@@ -315,14 +328,20 @@ impl SqliteStorage {
                     visitor_id,
                     site_id,
                     assignee_if_new,
+                    pending_if_new,
+                    welcome,
                 } => match current.get(visitor_id) {
                     Some(id) => id.clone(),
                     None => {
-                        let c = Conversation {
+                        let mut c = Conversation {
                             id: new_id(),
                             site_id: site_id.clone(),
                             visitor_id: visitor_id.clone(),
-                            status: ConversationStatus::Open,
+                            status: if *pending_if_new {
+                                ConversationStatus::Pending
+                            } else {
+                                ConversationStatus::Open
+                            },
                             assignee_id: assignee_if_new.clone(),
                             last_seq: 0,
                             created_at: rfc3339(now),
@@ -331,6 +350,24 @@ impl SqliteStorage {
                             unread: None,
                             last_message: None,
                         };
+                        if let Some((sender, body)) = welcome {
+                            c.last_seq += 1;
+                            let m = Message {
+                                id: new_id(),
+                                conversation_id: c.id.clone(),
+                                seq: c.last_seq,
+                                sender: sender.clone(),
+                                body: body.clone(),
+                                private: false,
+                                client_msg_id: None,
+                                created_at: rfc3339(now),
+                                quick_replies: Vec::new(),
+                                meta: None,
+                            };
+                            prelude.insert(i, vec![m.clone()]);
+                            rows.push((usize::MAX, m));
+                            touched.push(c.id.clone());
+                        }
                         current.insert(visitor_id.clone(), c.id.clone());
                         opened.push(c.id.clone());
                         let id = c.id.clone();
@@ -354,6 +391,8 @@ impl SqliteStorage {
                 private: r.private,
                 client_msg_id: r.client_msg_id.clone(),
                 created_at: rfc3339(now),
+                quick_replies: r.quick_replies.clone(),
+                meta: r.meta.clone(),
             };
             // A retry inside this very batch gets the message its first copy created.
             if let Some(cmid) = &r.client_msg_id {
@@ -375,12 +414,18 @@ impl SqliteStorage {
                 .iter()
                 .map(|id| {
                     let c = &convs[id];
-                    (&c.id, &c.site_id, &c.visitor_id, &c.assignee_id)
+                    (
+                        &c.id,
+                        &c.site_id,
+                        &c.visitor_id,
+                        &c.assignee_id,
+                        c.status.as_str(),
+                    )
                 })
                 .collect();
             sqlx::query(
                 "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, 'open', value ->> 3, 0, ?1, ?1 FROM json_each(?2)",
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 4, value ->> 3, 0, ?1, ?1 FROM json_each(?2)",
             )
             .bind(now)
             .bind(json(&rows))
@@ -401,12 +446,14 @@ impl SqliteStorage {
                         &m.body,
                         m.private as i64,
                         &m.client_msg_id,
+                        (!m.quick_replies.is_empty()).then(|| json(&m.quick_replies)),
+                        m.meta.as_ref().map(json),
                     )
                 })
                 .collect();
             sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, ?1 \
+                "INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at, quick_replies, meta) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, ?1, value ->> 9, value ->> 10 \
                  FROM json_each(?2)",
             )
             .bind(now)
@@ -429,12 +476,16 @@ impl SqliteStorage {
         let opened: HashSet<String> = opened.into_iter().collect();
         let mut first_of: HashSet<String> = HashSet::new();
         for (i, message) in rows {
+            if i == usize::MAX {
+                continue; // a welcome: it travels in its append's prelude
+            }
             let mut conversation = convs[&message.conversation_id].clone();
             // Each outcome shows its conversation as of that message.
             conversation.last_seq = message.seq;
             let is_new =
                 opened.contains(&conversation.id) && first_of.insert(conversation.id.clone());
             out[i] = Some(Ok(AppendOutcome {
+                prelude: prelude.remove(&i).unwrap_or_default(),
                 message,
                 conversation,
                 duplicate: false,
@@ -477,6 +528,7 @@ impl Storage for SqliteStorage {
             secret: random_token(32),
             name: name.to_owned(),
             allowed_origins: allowed_origins.to_vec(),
+            bot: "{}".into(),
         };
         let mut tx = self.write.begin().await?;
         sqlx::query("INSERT INTO sites (id, site_key, secret, name, allowed_origins, created_at) VALUES (?, ?, ?, ?, ?, ?)")
@@ -804,6 +856,154 @@ impl Storage for SqliteStorage {
             return Ok(None);
         }
         Ok(Self::conversation_in(&mut conn, id).await?)
+    }
+
+    async fn hand_over(&self, id: &str, assignee: Option<&str>) -> Result<Option<Conversation>> {
+        let mut conn = self.write.acquire().await?;
+        let done = sqlx::query(
+            "UPDATE conversations SET status = 'open', assignee_id = COALESCE(assignee_id, ?), updated_at = ? WHERE id = ?",
+        )
+        .bind(assignee)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Ok(Self::conversation_in(&mut conn, id).await?)
+    }
+
+    async fn set_site_bot(&self, site_id: &str, bot_json: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE sites SET bot = ? WHERE id = ?")
+            .bind(bot_json)
+            .bind(site_id)
+            .execute(&self.write)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn qa_list(&self, site_id: &str) -> Result<Vec<SiteQa>> {
+        let rows = sqlx::query(
+            "SELECT id, lang, questions, answer, quick_replies, handoff FROM qa_pairs WHERE site_id = ? ORDER BY updated_at DESC",
+        )
+        .bind(site_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SiteQa {
+                id: r.get("id"),
+                lang: r.get("lang"),
+                questions: serde_json::from_str(&r.get::<String, _>("questions"))
+                    .unwrap_or_default(),
+                answer: r.get("answer"),
+                quick_replies: serde_json::from_str(&r.get::<String, _>("quick_replies"))
+                    .unwrap_or_default(),
+                handoff: r.get::<i64, _>("handoff") != 0,
+            })
+            .collect())
+    }
+
+    async fn qa_save(&self, site_id: &str, mut qa: SiteQa) -> Result<SiteQa> {
+        let now = now_ms();
+        if qa.id.is_empty() {
+            qa.id = new_id();
+            sqlx::query("INSERT INTO qa_pairs (id, site_id, lang, questions, answer, quick_replies, handoff, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(&qa.id)
+                .bind(site_id)
+                .bind(&qa.lang)
+                .bind(json(&qa.questions))
+                .bind(&qa.answer)
+                .bind(json(&qa.quick_replies))
+                .bind(qa.handoff as i64)
+                .bind(now)
+                .execute(&self.write)
+                .await?;
+        } else {
+            let done = sqlx::query("UPDATE qa_pairs SET lang = ?, questions = ?, answer = ?, quick_replies = ?, handoff = ?, updated_at = ? WHERE id = ? AND site_id = ?")
+                .bind(&qa.lang)
+                .bind(json(&qa.questions))
+                .bind(&qa.answer)
+                .bind(json(&qa.quick_replies))
+                .bind(qa.handoff as i64)
+                .bind(now)
+                .bind(&qa.id)
+                .bind(site_id)
+                .execute(&self.write)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StorageError::NotFound);
+            }
+        }
+        Ok(qa)
+    }
+
+    async fn qa_delete(&self, site_id: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM qa_pairs WHERE id = ? AND site_id = ?")
+            .bind(id)
+            .bind(site_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn unanswered_add(
+        &self,
+        site_id: &str,
+        conversation_id: Option<&str>,
+        question: &str,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO bot_unanswered (id, site_id, conversation_id, question, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(new_id())
+            .bind(site_id)
+            .bind(conversation_id)
+            .bind(question)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn unanswered_list(&self, site_id: &str, limit: u32) -> Result<Vec<Unanswered>> {
+        let rows = sqlx::query("SELECT id, question, conversation_id, created_at FROM bot_unanswered WHERE site_id = ? ORDER BY created_at DESC LIMIT ?")
+            .bind(site_id)
+            .bind(limit.clamp(1, 1000) as i64)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Unanswered {
+                id: r.get("id"),
+                question: r.get("question"),
+                conversation_id: r.get("conversation_id"),
+                created_at: rfc3339(r.get("created_at")),
+            })
+            .collect())
+    }
+
+    async fn unanswered_delete(&self, site_id: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM bot_unanswered WHERE id = ? AND site_id = ?")
+            .bind(id)
+            .bind(site_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_visitor_contact(&self, visitor_id: &str, c: VisitorContact) -> Result<()> {
+        sqlx::query("UPDATE visitors SET name = COALESCE(?, name), email = COALESCE(?, email), phone = COALESCE(?, phone), note = COALESCE(?, note) WHERE id = ?")
+            .bind(c.name)
+            .bind(c.email)
+            .bind(c.phone)
+            .bind(c.note)
+            .bind(visitor_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
     }
 
     async fn mark_read(&self, id: &str, reader: SenderKind, seq: u64) -> Result<()> {

@@ -1,0 +1,280 @@
+//! The bot in the product, through the real server: it answers first, hands over when asked
+//! or unsure, and an agent takes over.
+
+mod common;
+
+use common::*;
+use kefu::frame::ServerFrame;
+use kefu::{ConversationStatus, SenderKind};
+use serde_json::{Value, json};
+
+async fn enable_bot(app: &TestApp) {
+    let r = app
+        .http
+        .put(app.url(&format!("/api/v1/sites/{}/bot", app.site_id)))
+        .bearer_auth(&app.admin_token)
+        .json(
+            &json!({"enabled": true, "name": "Tea bot", "engine": "retrieval",
+                      "threshold": 0.5, "welcome": "Hi! Ask me anything.",
+                      "packs": ["general"], "handoff_words": ["human", "转人工", "real person"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// The next message frame from the bot or the system.
+async fn from_bot(ws: &mut Ws) -> kefu::Message {
+    ws.until(|f| match f {
+        ServerFrame::Message { message } if message.sender.kind != SenderKind::Visitor => {
+            Some(message)
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_bot_welcomes_answers_and_hands_over_when_asked() {
+    let app = spawn_app().await;
+    enable_bot(&app).await;
+    let visitor = app.visitor().await;
+    let mut tab = visitor.ws().await;
+
+    tab.say("v1", "what are your opening hours").await;
+    let asked = tab.ack().await;
+    assert_eq!(asked.seq, 2, "the welcome opens the log");
+    let welcome = from_bot(&mut tab).await;
+    assert_eq!(
+        (welcome.seq, welcome.body.as_str()),
+        (1, "Hi! Ask me anything.")
+    );
+    assert_eq!(welcome.sender.kind, SenderKind::Bot);
+    let answer = from_bot(&mut tab).await;
+    assert_eq!(answer.sender.kind, SenderKind::Bot);
+    assert_eq!(answer.sender.name.as_deref(), Some("Tea bot"));
+    assert!(
+        answer.body.to_lowercase().contains("monday"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(
+        answer.meta.as_ref().and_then(|m| m.intent.as_deref()),
+        Some("general.service-hours")
+    );
+    let c = app
+        .storage
+        .conversation(&asked.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status, ConversationStatus::Pending);
+    assert_eq!(
+        c.assignee_id, None,
+        "the bot's conversation is nobody's yet"
+    );
+
+    // An agent comes online, then the visitor asks for a person.
+    let mut agent = app.agent_ws().await;
+    tab.say("v2", "转人工").await;
+    tab.ack().await;
+    // The pack's own "talk to a person" answer may come first; then the hand-over note.
+    let note = tab
+        .until(|f| match f {
+            ServerFrame::Message { message } if message.sender.kind == SenderKind::System => {
+                Some(message)
+            }
+            _ => None,
+        })
+        .await;
+    assert!(note.meta.as_ref().is_some_and(|m| m.handoff && !m.offline));
+    let handed = agent
+        .until(|f| match f {
+            ServerFrame::Conversation { conversation }
+                if conversation.status == ConversationStatus::Open =>
+            {
+                Some(conversation)
+            }
+            _ => None,
+        })
+        .await;
+    let me: Value = app
+        .agent_get("/api/v1/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(handed.assignee_id.as_deref(), me["agent"]["id"].as_str());
+
+    // The agent sees the bot's transcript, and from now on the bot is quiet.
+    let h: Value = app
+        .agent_get(&format!("/api/v1/conversations/{}/messages", handed.id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["sender"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[..4], ["bot", "visitor", "bot", "visitor"]);
+    assert_eq!(kinds.last(), Some(&"system"));
+    tab.say("v3", "hello?").await;
+    tab.ack().await;
+    agent
+        .say_in(&handed.id, "a1", "Hi, I'm Alice. How can I help?")
+        .await;
+    agent.ack().await;
+    let next = from_bot(&mut tab).await;
+    assert_eq!(
+        next.sender.kind,
+        SenderKind::Agent,
+        "no bot answer after the hand-over"
+    );
+}
+
+#[tokio::test]
+async fn two_unclear_questions_hand_over_and_are_kept_for_the_admin() {
+    let app = spawn_app().await;
+    enable_bot(&app).await;
+    let visitor = app.visitor().await;
+    let mut tab = visitor.ws().await;
+    tab.say("v1", "qwpoeiru zxmcnv").await;
+    tab.ack().await;
+    from_bot(&mut tab).await; // welcome
+    let first = from_bot(&mut tab).await;
+    assert_eq!(first.sender.kind, SenderKind::Bot);
+    assert!(
+        !first.quick_replies.is_empty(),
+        "offers the way to a person"
+    );
+    tab.say("v2", "plkjhgf mnbvcxz").await;
+    tab.ack().await;
+    // Nobody is online: the note offers to leave contact details.
+    let note = from_bot(&mut tab).await;
+    assert_eq!(note.sender.kind, SenderKind::System);
+    assert!(note.meta.as_ref().is_some_and(|m| m.offline));
+
+    let r = visitor
+        .http
+        .post(app.url("/api/v1/widget/contact"))
+        .bearer_auth(&visitor.token)
+        .json(&json!({"name": "Li", "note": "call me"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an email or a phone is needed");
+    let r = visitor
+        .http
+        .post(app.url("/api/v1/widget/contact"))
+        .bearer_auth(&visitor.token)
+        .json(&json!({"name": "Li", "email": "li@example.com", "note": "call me"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let v = app.storage.visitor(&visitor.id).await.unwrap().unwrap();
+    assert_eq!(v.info.email.as_deref(), Some("li@example.com"));
+
+    let u: Value = app
+        .agent_get(&format!("/api/v1/sites/{}/bot/unanswered", app.site_id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let questions: Vec<&str> = u["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["question"].as_str().unwrap())
+        .collect();
+    assert_eq!(questions.len(), 2);
+    assert!(questions.contains(&"qwpoeiru zxmcnv"));
+}
+
+#[tokio::test]
+async fn an_admin_teaches_the_bot_and_tries_it() {
+    let app = spawn_app().await;
+    enable_bot(&app).await;
+    let base = format!("/api/v1/sites/{}", app.site_id);
+    let r = app
+        .agent_post(&format!("{base}/qa"))
+        .json(
+            &json!({"lang": "en", "questions": ["Do you sell oolong tea?", "any oolong?",
+                      "is there oolong in stock"], "answer": "Yes: Tieguanyin and Da Hong Pao."}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let id = created["qa"]["id"].as_str().unwrap().to_owned();
+
+    let tried: Value = app
+        .agent_post(&format!("{base}/bot/try"))
+        .json(&json!({"text": "do you have oolong tea"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tried["intent"], format!("site.{id}"));
+    assert_eq!(tried["answer"], "Yes: Tieguanyin and Da Hong Pao.");
+    assert!(tried["confidence"].as_f64().unwrap() >= 0.5);
+
+    let r = app
+        .agent_post(&format!("{base}/qa/import"))
+        .header("content-type", "text/csv")
+        .body("question,answer\nDo you ship to Macau?,\"Yes, in 3 days.\"\n\"Macau delivery, how long?\",\"Yes, in 3 days.\"\n")
+        .send()
+        .await
+        .unwrap();
+    let imported: Value = r.json().await.unwrap();
+    assert_eq!(imported["imported"], 1);
+    let list: Value = app
+        .agent_get(&format!("{base}/qa?q=macau"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["qa"][0]["questions"].as_array().unwrap().len(), 2);
+
+    let r = app
+        .http
+        .delete(app.url(&format!("{base}/qa/{id}")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // Bad settings are refused with the reason.
+    let r = app
+        .http
+        .put(app.url(&format!("{base}/bot")))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"enabled": true, "threshold": 3, "engine": "retrieval", "name": "b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("threshold")
+    );
+}
