@@ -305,6 +305,8 @@ mod tests {
             private: false,
             client_msg_id: cmid.map(Into::into),
             created_at: "2026-11-27T10:00:00Z".into(),
+            quick_replies: Vec::new(),
+            meta: None,
         }
     }
 

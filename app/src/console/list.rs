@@ -156,6 +156,8 @@ mod tests {
             private: false,
             client_msg_id: None,
             created_at: at.into(),
+            quick_replies: Vec::new(),
+            meta: None,
         }
     }
 
