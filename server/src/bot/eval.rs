@@ -2,13 +2,15 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use super::{Bot, BotContext, BotEngine, BotSettings, Intent, RetrievalEngine};
+use super::retrieval::Tuning;
+use super::{Bot, BotContext, BotEngine, BotSettings, HandoffWords, Intent, RetrievalEngine};
 use crate::cli::{BotAction, CorpusArgs};
 
 /// One line of an evaluation file.
@@ -192,12 +194,23 @@ pub async fn run(base: &BotSettings, action: BotAction) -> anyhow::Result<()> {
         BotAction::Eval {
             corpus,
             verbose,
+            tune,
             files,
         } => {
             let settings = settings_with(base, &corpus);
-            let retrieval = Bot::retrieval(&settings)?;
+            let mut retrieval = Bot::retrieval(&settings)?;
+            if let Some(t) = tune {
+                let tuning: Tuning = serde_json::from_str(&t).context("--tune")?;
+                retrieval = Arc::new(
+                    RetrievalEngine::with_handoff_words(
+                        Bot::load_packs(&settings)?,
+                        HandoffWords::new(&settings.handoff_words),
+                    )
+                    .with_tuning(tuning),
+                );
+            }
             let engine = match settings.engine {
-                super::EngineKind::Retrieval => retrieval.clone() as std::sync::Arc<dyn BotEngine>,
+                super::EngineKind::Retrieval => retrieval.clone() as Arc<dyn BotEngine>,
                 _ => Bot::from_settings(&settings)?,
             };
             let ctx = BotContext::new(&settings);
@@ -229,6 +242,6 @@ pub async fn run(base: &BotSettings, action: BotAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn display(p: &PathBuf) -> String {
+fn display(p: &Path) -> String {
     p.display().to_string()
 }

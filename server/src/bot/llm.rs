@@ -97,7 +97,7 @@ impl LlmEngine {
         }
         let completion = tokio::time::timeout(self.timeout, async {
             let res = req.send().await?.error_for_status()?;
-            Ok::<_, reqwest::Error>(res.json::<Completion>().await?)
+            res.json::<Completion>().await
         })
         .await
         .map_err(|_| anyhow::anyhow!("timed out after {:?}", self.timeout))??;

@@ -19,30 +19,46 @@ use super::entities;
 use super::text::{self, Family, Synonyms};
 use super::{BotContext, Intent, Response, fallback_text};
 
-const K1: f32 = 1.2;
-const B: f32 = 0.75;
-/// Weight of the normalized BM25 score in the blend (the rest is the n-gram cosine).
-const BM25_WEIGHT: f32 = 0.6;
-
-/// The calibration curve: `confidence = σ(SLOPE·(score − CENTER) + MARGIN_GAIN·margin)`.
-#[derive(Debug, Clone, Copy)]
-pub struct Calibration {
+/// The knobs of scoring and calibration. The defaults are tuned on the built-in corpus;
+/// `kefu bot eval --tune '{"center": 0.4}'` tries others without rebuilding.
+#[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct Tuning {
+    pub k1: f32,
+    pub b: f32,
+    /// Share of BM25 (the rest: n-gram cosine) in a question variant's score.
+    pub variant_bm25: f32,
+    /// Weights of the best variant, of the pair's questions taken together (a topic document
+    /// that also holds the words of the pair id), and of the answer.
+    pub w_variant: f32,
+    pub w_topic: f32,
+    pub w_answer: f32,
+    /// Calibration: `confidence = σ(slope·(score − center) + margin_gain·margin)`.
     pub center: f32,
     pub slope: f32,
     pub margin_gain: f32,
 }
 
-impl Default for Calibration {
+impl Default for Tuning {
+    /// Tuned on `corpus/eval` (all four packs, both languages, one curve for all): the weights
+    /// for top-1 accuracy, the curve so that 0.5 hands over about nine in ten out-of-scope
+    /// questions.
     fn default() -> Self {
-        Calibration {
-            center: 0.42,
+        Tuning {
+            k1: 1.2,
+            b: 0.75,
+            variant_bm25: 0.4,
+            w_variant: 0.35,
+            w_topic: 0.5,
+            w_answer: 0.15,
+            center: 0.51,
             slope: 12.0,
-            margin_gain: 6.0,
+            margin_gain: 12.0,
         }
     }
 }
 
-impl Calibration {
+impl Tuning {
     pub fn confidence(&self, score: f32, margin: f32) -> f32 {
         let x = self.slope * (score - self.center) + self.margin_gain * margin;
         (1.0 / (1.0 + (-x).exp())).clamp(0.0, 1.0)
@@ -57,43 +73,95 @@ pub struct Pair {
     pub qa: QaPair,
 }
 
-struct Doc {
-    pair: u32,
-    pack: u32,
-    /// Terms after synonyms and stop words.
-    len: u32,
-}
-
-/// The word index of one pack in one language (synonyms are per pack).
+/// A BM25 index over documents that each belong to one pack (postings are per pack because
+/// each pack folds its own synonyms; document frequencies are shared).
 #[derive(Default)]
-struct PackTerms {
-    synonyms: Synonyms,
-    postings: HashMap<String, Vec<(u32, u16)>>,
+struct Bm25 {
+    lens: Vec<u32>,
+    postings: Vec<HashMap<String, Vec<(u32, u16)>>>,
+    df: HashMap<String, u32>,
+    avgdl: f32,
 }
 
+impl Bm25 {
+    fn build(npacks: usize, docs: &[(usize, Vec<String>)]) -> Bm25 {
+        let mut ix = Bm25 {
+            lens: docs.iter().map(|(_, t)| t.len() as u32).collect(),
+            postings: (0..npacks).map(|_| HashMap::new()).collect(),
+            df: HashMap::new(),
+            avgdl: 1.0,
+        };
+        let total: usize = docs.iter().map(|(_, t)| t.len()).sum();
+        ix.avgdl = (total as f32 / docs.len().max(1) as f32).max(1.0);
+        for (d, (pack, terms)) in docs.iter().enumerate() {
+            for (t, n) in tf_counts(terms) {
+                *ix.df.entry(t.to_owned()).or_insert(0) += 1;
+                ix.postings[*pack]
+                    .entry(t.to_owned())
+                    .or_default()
+                    .push((d as u32, n.min(u16::MAX as u32) as u16));
+            }
+        }
+        ix
+    }
+
+    fn idf(&self, term: &str) -> f32 {
+        let n = self.lens.len() as f32;
+        let df = self.df.get(term).copied().unwrap_or(0) as f32;
+        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+    }
+
+    /// Adds to `acc[doc]` the BM25 of `terms` in each document of `pack`, divided by what a
+    /// document made of exactly those terms would score (so 1.0 means all of them matched).
+    fn score_into(&self, tune: &Tuning, pack: usize, terms: &[String], acc: &mut [f32]) {
+        let counts = tf_counts(terms);
+        let qlen = terms.len() as f32;
+        let (k1, b) = (tune.k1, tune.b);
+        let self_score: f32 = counts
+            .keys()
+            .map(|t| self.idf(t) * (k1 + 1.0) / (1.0 + k1 * (1.0 - b + b * qlen / self.avgdl)))
+            .sum();
+        if self_score <= 0.0 {
+            return;
+        }
+        for t in counts.keys() {
+            let Some(list) = self.postings[pack].get(*t) else {
+                continue;
+            };
+            let w = self.idf(t) / self_score;
+            for &(d, tf) in list {
+                let tf = tf as f32;
+                let len = self.lens[d as usize] as f32;
+                acc[d as usize] +=
+                    w * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / self.avgdl));
+            }
+        }
+    }
+}
+
+/// Everything indexed for one language.
 struct LangIndex {
     lang: String,
     family: Family,
-    docs: Vec<Doc>,
     /// Indexed like `RetrievalEngine::packs`.
-    packs: Vec<PackTerms>,
-    /// Document frequency of each term over the whole language.
-    df: HashMap<String, u32>,
-    avgdl: f32,
-    /// n-gram → (doc, weight of the n-gram in the doc's unit vector).
+    synonyms: Vec<Synonyms>,
+    /// Question variants: their pair (local index) and pack.
+    variant_pair: Vec<u32>,
+    variant_pack: Vec<u32>,
+    variants: Bm25,
+    /// Local pair index → global pair index; topic and answer documents are per local pair.
+    pairs: Vec<usize>,
+    pair_pack: Vec<u32>,
+    topics: Bm25,
+    answers: Bm25,
+    /// n-gram → (variant, weight of the n-gram in the variant's unit vector).
     ngrams: HashMap<String, Vec<(u32, f32)>>,
     ngram_df: HashMap<String, u32>,
 }
 
 impl LangIndex {
-    fn idf(&self, term: &str) -> f32 {
-        let n = self.docs.len() as f32;
-        let df = self.df.get(term).copied().unwrap_or(0) as f32;
-        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
-    }
-
     fn ngram_idf(&self, g: &str) -> f32 {
-        let n = self.docs.len() as f32;
+        let n = self.variant_pair.len() as f32;
         let df = self.ngram_df.get(g).copied().unwrap_or(0) as f32;
         ((n + 1.0) / (df + 1.0)).ln() + 1.0
     }
@@ -108,6 +176,9 @@ pub struct Hit {
     pub score: f32,
     pub bm25: f32,
     pub ngram: f32,
+    /// The normalized BM25 of the pair's questions taken together, and of its answer.
+    pub topic: f32,
+    pub answer: f32,
 }
 
 /// The outcome of a search: the language searched, the best pairs and the confidence of the
@@ -128,7 +199,7 @@ pub struct RetrievalEngine {
     by_id: HashMap<(String, String), usize>,
     langs: Vec<LangIndex>,
     handoff: super::HandoffWords,
-    calibration: Calibration,
+    tuning: Tuning,
 }
 
 impl std::fmt::Debug for RetrievalEngine {
@@ -148,6 +219,25 @@ fn tf_counts<'a>(items: impl IntoIterator<Item = &'a String>) -> HashMap<&'a str
     m
 }
 
+/// The words of a pair id's topic (`ecommerce.split-shipment` → "split shipment"): the corpus
+/// authors name topics in English, so this helps English questions only.
+fn id_words(id: &str) -> String {
+    id.split_once('.')
+        .map_or(id, |(_, topic)| topic)
+        .replace(['-', '_'], " ")
+}
+
+/// What one language collects before its indexes are built.
+#[derive(Default)]
+struct Collect {
+    variants: Vec<(usize, Vec<String>)>,
+    variant_pair: Vec<u32>,
+    grams: Vec<Vec<String>>,
+    topics: Vec<(usize, Vec<String>)>,
+    answers: Vec<(usize, Vec<String>)>,
+    pairs: Vec<usize>,
+}
+
 impl RetrievalEngine {
     /// Indexes `packs` (every language of each) with the default hand-over words.
     pub fn load(packs: Vec<Pack>) -> RetrievalEngine {
@@ -156,97 +246,96 @@ impl RetrievalEngine {
 
     /// Indexes `packs`; messages containing one of `handoff` go to a person.
     pub fn with_handoff_words(packs: Vec<Pack>, handoff: super::HandoffWords) -> RetrievalEngine {
+        let npacks = packs.len();
         let pack_names: Vec<String> = packs.iter().map(|p| p.name.clone()).collect();
         let mut pairs = Vec::new();
-        let mut langs: Vec<LangIndex> = Vec::new();
-        // Term lists per document, kept until document frequencies are known.
-        let mut doc_terms: Vec<Vec<Vec<String>>> = Vec::new();
-        let mut doc_grams: Vec<Vec<Vec<String>>> = Vec::new();
+        let mut langs: Vec<(String, Family, Vec<Synonyms>, Collect)> = Vec::new();
         for (pi, pack) in packs.into_iter().enumerate() {
             for pl in pack.languages {
                 let family = Family::of(&pl.lang);
-                let li = match langs.iter().position(|l| l.lang == pl.lang) {
+                let li = match langs.iter().position(|l| l.0 == pl.lang) {
                     Some(i) => i,
                     None => {
-                        langs.push(LangIndex {
-                            lang: pl.lang.clone(),
-                            family,
-                            docs: Vec::new(),
-                            packs: (0..pack_names.len())
-                                .map(|_| PackTerms::default())
-                                .collect(),
-                            df: HashMap::new(),
-                            avgdl: 1.0,
-                            ngrams: HashMap::new(),
-                            ngram_df: HashMap::new(),
-                        });
-                        doc_terms.push(Vec::new());
-                        doc_grams.push(Vec::new());
+                        let syn = (0..npacks).map(|_| Synonyms::default()).collect();
+                        langs.push((pl.lang.clone(), family, syn, Collect::default()));
                         langs.len() - 1
                     }
                 };
-                let index = &mut langs[li];
                 let synonyms = Synonyms::new(family, &pl.synonyms, &pack.name);
+                let c = &mut langs[li].3;
+                let terms_of = |text: &str| {
+                    let clean = entities::strip(text);
+                    let base = text::tokenize(family, &clean);
+                    synonyms.terms(family, &clean, &base)
+                };
                 for qa in pl.qa {
                     let pair = pairs.len();
+                    let local = c.pairs.len() as u32;
+                    let mut topic = Vec::new();
                     for q in &qa.questions {
-                        let clean = entities::strip(q);
-                        let base = text::tokenize(family, &clean);
-                        let terms = synonyms.terms(family, &clean, &base);
-                        index.docs.push(Doc {
-                            pair: pair as u32,
-                            pack: pi as u32,
-                            len: terms.len() as u32,
-                        });
-                        doc_terms[li].push(terms);
-                        doc_grams[li].push(text::char_ngrams(family, &clean));
+                        let terms = terms_of(q);
+                        topic.extend(terms.iter().cloned());
+                        c.variants.push((pi, terms));
+                        c.variant_pair.push(local);
+                        c.grams.push(text::char_ngrams(family, &entities::strip(q)));
                     }
+                    if family != Family::Zh {
+                        topic.extend(terms_of(&id_words(&qa.id)));
+                    }
+                    c.topics.push((pi, topic));
+                    c.answers.push((pi, terms_of(&qa.answer)));
+                    c.pairs.push(pair);
                     pairs.push(Pair {
                         pack: pi,
                         lang: pl.lang.clone(),
                         qa,
                     });
                 }
-                index.packs[pi].synonyms = synonyms;
+                langs[li].2[pi] = synonyms;
             }
         }
-        for (li, index) in langs.iter_mut().enumerate() {
-            let total: usize = doc_terms[li].iter().map(Vec::len).sum();
-            index.avgdl = (total as f32 / index.docs.len().max(1) as f32).max(1.0);
-            for (d, terms) in doc_terms[li].iter().enumerate() {
-                let pack = index.docs[d].pack as usize;
-                for (t, n) in tf_counts(terms) {
-                    *index.df.entry(t.to_owned()).or_insert(0) += 1;
-                    index.packs[pack]
-                        .postings
-                        .entry(t.to_owned())
-                        .or_default()
-                        .push((d as u32, n.min(u16::MAX as u32) as u16));
+        let langs = langs
+            .into_iter()
+            .map(|(lang, family, synonyms, c)| {
+                let mut index = LangIndex {
+                    lang,
+                    family,
+                    synonyms,
+                    variant_pack: c.variants.iter().map(|(p, _)| *p as u32).collect(),
+                    variants: Bm25::build(npacks, &c.variants),
+                    variant_pair: c.variant_pair,
+                    pair_pack: c.topics.iter().map(|(p, _)| *p as u32).collect(),
+                    topics: Bm25::build(npacks, &c.topics),
+                    answers: Bm25::build(npacks, &c.answers),
+                    pairs: c.pairs,
+                    ngrams: HashMap::new(),
+                    ngram_df: HashMap::new(),
+                };
+                for grams in &c.grams {
+                    for g in tf_counts(grams).into_keys() {
+                        *index.ngram_df.entry(g.to_owned()).or_insert(0) += 1;
+                    }
                 }
-            }
-            for grams in &doc_grams[li] {
-                for g in tf_counts(grams).into_keys() {
-                    *index.ngram_df.entry(g.to_owned()).or_insert(0) += 1;
+                for (d, grams) in c.grams.iter().enumerate() {
+                    let weights: Vec<(&str, f32)> = tf_counts(grams)
+                        .into_iter()
+                        .map(|(g, n)| (g, (1.0 + (n as f32).ln()) * index.ngram_idf(g)))
+                        .collect();
+                    let norm = weights.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+                    if norm == 0.0 {
+                        continue;
+                    }
+                    for (g, w) in weights {
+                        index
+                            .ngrams
+                            .entry(g.to_owned())
+                            .or_default()
+                            .push((d as u32, w / norm));
+                    }
                 }
-            }
-            for (d, grams) in doc_grams[li].iter().enumerate() {
-                let weights: Vec<(&str, f32)> = tf_counts(grams)
-                    .into_iter()
-                    .map(|(g, n)| (g, (1.0 + (n as f32).ln()) * index.ngram_idf(g)))
-                    .collect();
-                let norm = weights.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
-                if norm == 0.0 {
-                    continue;
-                }
-                for (g, w) in weights {
-                    index
-                        .ngrams
-                        .entry(g.to_owned())
-                        .or_default()
-                        .push((d as u32, w / norm));
-                }
-            }
-        }
+                index
+            })
+            .collect();
         let by_id = pairs
             .iter()
             .enumerate()
@@ -258,14 +347,18 @@ impl RetrievalEngine {
             by_id,
             langs,
             handoff,
-            calibration: Calibration::default(),
+            tuning: Tuning::default(),
         }
     }
 
-    /// Replaces the calibration curve (for experiments; the default is tuned on the corpus).
-    pub fn with_calibration(mut self, calibration: Calibration) -> Self {
-        self.calibration = calibration;
+    /// Replaces the scoring and calibration knobs (for experiments).
+    pub fn with_tuning(mut self, tuning: Tuning) -> Self {
+        self.tuning = tuning;
         self
+    }
+
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
     }
 
     /// The names of the loaded packs.
@@ -297,7 +390,7 @@ impl RetrievalEngine {
 
     /// Number of question variants indexed.
     pub fn question_count(&self) -> usize {
-        self.langs.iter().map(|l| l.docs.len()).sum()
+        self.langs.iter().map(|l| l.variant_pair.len()).sum()
     }
 
     pub fn handoff_words(&self) -> &super::HandoffWords {
@@ -306,12 +399,38 @@ impl RetrievalEngine {
 
     /// Scores one language; `active` holds the pack indices to consider.
     fn search_lang(&self, index: &LangIndex, active: &[bool], message: &str, k: usize) -> Search {
+        let tune = &self.tuning;
         let family = index.family;
         let base = text::tokenize(family, message);
-        let mut best: HashMap<u32, (f32, f32, f32)> = HashMap::new();
-        let mut ngram: HashMap<u32, f32> = HashMap::new();
+        let nvar = index.variant_pair.len();
+        let npairs = index.pairs.len();
+        let mut var_bm25 = vec![0f32; nvar];
+        let mut var_ngram = vec![0f32; nvar];
+        let mut topic = vec![0f32; npairs];
+        let mut answer = vec![0f32; npairs];
 
-        // Character n-grams: cosine against every document sharing one.
+        // Words, per pack (each folds its own synonyms).
+        for (pi, synonyms) in index.synonyms.iter().enumerate() {
+            if !active[pi] {
+                continue;
+            }
+            let terms: Vec<String> = if synonyms.is_empty() {
+                base.iter()
+                    .filter(|t| !t.stop)
+                    .map(|t| t.text.clone())
+                    .collect()
+            } else {
+                synonyms.terms(family, message, &base)
+            };
+            if terms.is_empty() {
+                continue;
+            }
+            index.variants.score_into(tune, pi, &terms, &mut var_bm25);
+            index.topics.score_into(tune, pi, &terms, &mut topic);
+            index.answers.score_into(tune, pi, &terms, &mut answer);
+        }
+
+        // Character n-grams: cosine against every variant sharing one.
         let grams = text::char_ngrams(family, message);
         let q: Vec<(&str, f32)> = tf_counts(&grams)
             .into_iter()
@@ -321,68 +440,48 @@ impl RetrievalEngine {
         if qnorm > 0.0 {
             for (g, w) in &q {
                 if let Some(list) = index.ngrams.get(*g) {
+                    let w = w / qnorm;
                     for &(d, dw) in list {
-                        if active[index.docs[d as usize].pack as usize] {
-                            *ngram.entry(d).or_insert(0.0) += w / qnorm * dw;
-                        }
+                        var_ngram[d as usize] += w * dw;
                     }
                 }
             }
         }
 
-        // BM25 per pack, each with its own synonyms.
-        let mut bm25_of: HashMap<u32, f32> = HashMap::new();
-        for (pi, pack) in index.packs.iter().enumerate() {
-            if !active[pi] || pack.postings.is_empty() {
+        // A pair scores as its best variant, plus its topic and answer.
+        let mut best_var = vec![(0f32, 0f32, 0f32); npairs];
+        for d in 0..nvar {
+            if !active[index.variant_pack[d] as usize] {
                 continue;
             }
-            let terms = if pack.synonyms.is_empty() {
-                base.iter()
-                    .filter(|t| !t.stop)
-                    .map(|t| t.text.clone())
-                    .collect()
-            } else {
-                pack.synonyms.terms(family, message, &base)
-            };
-            let self_score = self_score(index, &terms);
-            if self_score <= 0.0 {
-                continue;
-            }
-            for (t, _) in tf_counts(&terms) {
-                let Some(list) = pack.postings.get(t) else {
-                    continue;
-                };
-                let idf = index.idf(t);
-                for &(d, tf) in list {
-                    let tf = tf as f32;
-                    let len = index.docs[d as usize].len as f32;
-                    let s = idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / index.avgdl));
-                    *bm25_of.entry(d).or_insert(0.0) += s / self_score;
-                }
-            }
-        }
-
-        let mut docs: Vec<u32> = bm25_of.keys().copied().collect();
-        docs.extend(ngram.keys().copied().filter(|d| !bm25_of.contains_key(d)));
-        for d in docs {
-            let b = bm25_of.get(&d).copied().unwrap_or(0.0).min(1.0);
-            let g = ngram.get(&d).copied().unwrap_or(0.0).min(1.0);
-            let s = BM25_WEIGHT * b + (1.0 - BM25_WEIGHT) * g;
-            let pair = index.docs[d as usize].pair;
-            let e = best.entry(pair).or_insert((0.0, 0.0, 0.0));
+            let b = var_bm25[d].min(1.0);
+            let g = var_ngram[d].min(1.0);
+            let s = tune.variant_bm25 * b + (1.0 - tune.variant_bm25) * g;
+            let e = &mut best_var[index.variant_pair[d] as usize];
             if s > e.0 {
                 *e = (s, b, g);
             }
         }
-        let mut hits: Vec<Hit> = best
-            .into_iter()
-            .map(|(pair, (score, bm25, ngram))| Hit {
-                pair: pair as usize,
-                score,
-                bm25,
-                ngram,
-            })
-            .collect();
+        let mut hits: Vec<Hit> = Vec::new();
+        for local in 0..npairs {
+            if !active[index.pair_pack[local] as usize] {
+                continue;
+            }
+            let (v, b, g) = best_var[local];
+            let t = topic[local].min(1.0);
+            let a = answer[local].min(1.0);
+            let score = tune.w_variant * v + tune.w_topic * t + tune.w_answer * a;
+            if score > 0.0 {
+                hits.push(Hit {
+                    pair: index.pairs[local],
+                    score,
+                    bm25: b,
+                    ngram: g,
+                    topic: t,
+                    answer: a,
+                });
+            }
+        }
         hits.sort_by(|a, b| {
             b.score
                 .total_cmp(&a.score)
@@ -390,10 +489,8 @@ impl RetrievalEngine {
         });
         let confidence = match hits.as_slice() {
             [] => 0.0,
-            [one] => self.calibration.confidence(one.score, one.score),
-            [one, two, ..] => self
-                .calibration
-                .confidence(one.score, one.score - two.score),
+            [one] => tune.confidence(one.score, one.score),
+            [one, two, ..] => tune.confidence(one.score, one.score - two.score),
         };
         hits.truncate(k.max(1));
         Search {
@@ -502,22 +599,148 @@ impl RetrievalEngine {
             m.insert(
                 format!("top{}", i + 1),
                 serde_json::json!({"id": self.pairs[h.pair].qa.id, "score": h.score,
-                    "bm25": h.bm25, "ngram": h.ngram}),
+                    "bm25": h.bm25, "ngram": h.ngram, "topic": h.topic, "answer": h.answer}),
             );
         }
         m
     }
 }
 
-/// BM25 of the message's terms against a document made of exactly those terms: the most the
-/// message can score, used to normalize.
-fn self_score(index: &LangIndex, terms: &[String]) -> f32 {
-    let len = terms.len() as f32;
-    tf_counts(terms)
-        .into_iter()
-        .map(|(t, _)| {
-            // The ideal document holds each term once and is as long as the message.
-            index.idf(t) * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * len / index.avgdl))
-        })
-        .sum()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bot::corpus::PackLang;
+
+    fn qa(id: &str, questions: &[&str], answer: &str) -> QaPair {
+        QaPair {
+            id: id.into(),
+            questions: questions.iter().map(|q| (*q).to_owned()).collect(),
+            answer: answer.into(),
+            entities: vec!["order_no".into()],
+            quick_replies: vec![],
+            handoff: id.ends_with("person"),
+        }
+    }
+
+    fn engine() -> RetrievalEngine {
+        let en = PackLang {
+            lang: "en".into(),
+            synonyms: vec![vec!["refund".into(), "money back".into()]],
+            qa: vec![
+                qa(
+                    "shop.returns",
+                    &["How do I return an item?", "What is your return policy?"],
+                    "Return unused items within 7 days.",
+                ),
+                qa(
+                    "shop.refund-time",
+                    &["How long does a refund take?", "When is my refund paid?"],
+                    "Refunds take 3 to 5 working days.",
+                ),
+                qa(
+                    "shop.track-order",
+                    &["Where is my order?", "Track my parcel"],
+                    "Order {order_no} is on its way.",
+                ),
+                qa(
+                    "shop.talk-to-person",
+                    &["I want to talk to a real person", "connect me to an agent"],
+                    "Connecting you to a colleague.",
+                ),
+            ],
+        };
+        let zh = PackLang {
+            lang: "zh-CN".into(),
+            synonyms: vec![vec!["退款".into(), "退钱".into()]],
+            qa: vec![
+                qa(
+                    "shop.returns",
+                    &["怎么退货", "退货政策是什么"],
+                    "7天内可退货。",
+                ),
+                qa(
+                    "shop.refund-time",
+                    &["退款多久到账", "什么时候退款"],
+                    "3到5个工作日。",
+                ),
+                qa(
+                    "shop.track-order",
+                    &["我的订单到哪了", "查物流"],
+                    "订单{order_no}配送中。",
+                ),
+            ],
+        };
+        RetrievalEngine::load(vec![Pack {
+            name: "shop".into(),
+            version: "1".into(),
+            title: BTreeMap::new(),
+            description: String::new(),
+            languages: vec![en, zh],
+        }])
+    }
+
+    fn top(e: &RetrievalEngine, q: &str) -> String {
+        let s = e.search(&[], q, 3);
+        e.pairs()[s.hits[0].pair].qa.id.clone()
+    }
+
+    #[test]
+    fn a_paraphrase_ranks_its_pair_first() {
+        let e = engine();
+        assert_eq!(
+            top(&e, "what's the policy for returning things"),
+            "shop.returns"
+        );
+        assert_eq!(
+            top(&e, "how many days until my money back arrives"),
+            "shop.refund-time"
+        );
+        assert_eq!(top(&e, "trak my parcle"), "shop.track-order", "typos");
+        assert_eq!(top(&e, "退钱要多久"), "shop.refund-time");
+        assert_eq!(top(&e, "物流到哪了"), "shop.track-order");
+    }
+
+    #[test]
+    fn understands_with_entities_and_fills_the_answer() {
+        let e = engine();
+        let ctx = BotContext::default();
+        let i = e.understand_text(&ctx, "where is my order #A1024?");
+        assert_eq!(i.name, "shop.track-order");
+        assert!(i.confidence >= 0.5, "{i:?}");
+        assert_eq!(e.respond_to(&i).text, "Order A1024 is on its way.");
+        let i = e.understand_text(&ctx, "我的订单到哪了");
+        assert_eq!(i.lang, "zh-CN");
+        assert_eq!(e.respond_to(&i).text, "订单配送中。");
+    }
+
+    #[test]
+    fn unrelated_questions_get_low_confidence() {
+        let e = engine();
+        let ctx = BotContext::default();
+        for q in [
+            "Who won the football world cup in 2018?",
+            "明天北京天气怎么样",
+        ] {
+            let i = e.understand_text(&ctx, q);
+            assert_eq!(i.name, Intent::UNKNOWN, "{q}: {i:?}");
+            assert!(i.confidence < 0.5);
+            let r = e.respond_to(&i);
+            assert!(r.handoff);
+        }
+    }
+
+    #[test]
+    fn handoff_words_prefer_the_packs_own_topic() {
+        let e = engine();
+        let ctx = BotContext::default();
+        let i = e.understand_text(&ctx, "I want to talk to a real person");
+        assert_eq!(i.name, "shop.talk-to-person");
+        let r = e.respond_to(&i);
+        assert!(r.handoff);
+        assert_eq!(r.text, "Connecting you to a colleague.");
+        let i = e.understand_text(&ctx, "转人工");
+        assert_eq!(i.name, Intent::HANDOFF);
+        assert_eq!(i.confidence, 1.0);
+        assert!(e.respond_to(&i).handoff);
+    }
 }

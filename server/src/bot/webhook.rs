@@ -97,7 +97,7 @@ impl WebhookEngine {
         // reqwest's own timeout covers the body too; this one also bounds connecting.
         let res = tokio::time::timeout(self.timeout, async {
             let res = send.await?.error_for_status()?;
-            Ok::<_, reqwest::Error>(res.json::<WebhookReply>().await?)
+            res.json::<WebhookReply>().await
         })
         .await
         .map_err(|_| anyhow::anyhow!("timed out after {:?}", self.timeout))??;
