@@ -19,7 +19,7 @@ pub type OnCommit = Arc<dyn Fn(&AppendOutcome, u64) + Send + Sync>;
 
 enum Job {
     Append {
-        req: AppendRequest,
+        req: Box<AppendRequest>,
         origin: u64,
         reply: oneshot::Sender<Result<AppendOutcome>>,
     },
@@ -42,7 +42,11 @@ impl Writer {
     pub async fn append(&self, req: AppendRequest, origin: u64) -> Result<AppendOutcome> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job::Append { req, origin, reply })
+            .send(Job::Append {
+                req: Box::new(req),
+                origin,
+                reply,
+            })
             .await
             .map_err(|_| StorageError::Unavailable("the server is shutting down".into()))?;
         rx.await
@@ -72,7 +76,7 @@ async fn run(
         for job in jobs.drain(..) {
             match job {
                 Job::Append { req, origin, reply } => {
-                    reqs.push(req);
+                    reqs.push(*req);
                     waiting.push((origin, reply));
                 }
                 Job::Flush(done) => flushes.push(done),
