@@ -126,6 +126,18 @@ fn hydrate_app() {
     leptos::mount::hydrate_body(App);
 }
 
+/// Room for the wasm splitter to move data (the console's strings, mostly) into the split file.
+///
+/// cargo-leptos 0.3.10 splits with wasm_split_cli_support 0.2.3, which lays each file's data out
+/// anew inside the linker's data segment; when that needs a few bytes more than the segment had
+/// (alignment, strings shared by both files), it gives up and leaves *all* the data in the main
+/// file ("Overlong segment 0 by 227 after relocation, putting it in main module"). These bytes
+/// are in the segment but nothing uses them, so they end up in neither file: they only make the
+/// segment long enough. Not all zeros, or it would go to `.bss`.
+#[cfg(kefu_split)]
+#[used]
+static SPLIT_DATA_SLACK: [u8; 4096] = [1; 4096];
+
 /// Asks for the preload links of [`hydrate_app`]'s wasm file, so a page other than the widget
 /// fetches it alongside the main one instead of after it. Server only.
 fn preload_app() {
