@@ -164,6 +164,8 @@ async fn visitor(mut ws: Ws, conn: u64, relay: &Relay) -> anyhow::Result<()> {
                     private: false,
                     client_msg_id: Some(client_msg_id.clone()),
                     created_at: crate::sysinfo::utc_now().1,
+                    quick_replies: Vec::new(),
+                    meta: None,
                 };
                 // Like the server: subscribers first, then the sender's ack.
                 let forward = ServerFrame::Message {
