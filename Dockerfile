@@ -13,7 +13,7 @@ COPY Cargo.toml Cargo.lock package.json package-lock.json ./
 COPY scripts scripts
 RUN ./scripts/bootstrap.sh
 COPY . .
-RUN cargo leptos build --release
+RUN cargo leptos build --release --split
 
 FROM debian:bookworm-slim
 RUN apt-get update \

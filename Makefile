@@ -28,11 +28,11 @@ test:
 
 check:
 	cargo fmt --all --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 unit:
-	cargo test
+	cargo test --workspace --exclude frontend
 
 e2e:
 	cd end2end && npx playwright test
