@@ -371,20 +371,12 @@ impl Hub {
         visitor: &VisitorCtx,
         conversation_id: &str,
     ) -> Result<Conversation, FrameError> {
-        match self.storage.conversation(conversation_id).await {
-            Ok(Some(c)) if c.visitor_id == visitor.id => Ok(c),
-            Ok(Some(_)) => Err(FrameError::new(
-                ErrorCode::Forbidden,
-                "that conversation is not yours",
-                None,
-            )),
-            Ok(None) => Err(FrameError::new(
-                ErrorCode::NotFound,
-                format!("no conversation {conversation_id}"),
-                None,
-            )),
-            Err(e) => Err(storage_error(e, None)),
-        }
+        self.conversation_if(
+            conversation_id,
+            |c| c.visitor_id == visitor.id,
+            "that conversation is not yours",
+        )
+        .await
     }
 
     /// A conversation the agent may see, or `forbidden` / `not_found`.
@@ -393,16 +385,27 @@ impl Hub {
         agent: &AgentCtx,
         conversation_id: &str,
     ) -> Result<Conversation, FrameError> {
-        match self.storage.conversation(conversation_id).await {
-            Ok(Some(c)) if agent.may_see(&c.site_id) => Ok(c),
-            Ok(Some(_)) => Err(FrameError::new(
-                ErrorCode::Forbidden,
-                "that conversation belongs to a site you are not a member of",
-                None,
-            )),
+        self.conversation_if(
+            conversation_id,
+            |c| agent.may_see(&c.site_id),
+            "that conversation belongs to a site you are not a member of",
+        )
+        .await
+    }
+
+    /// The conversation `id` if `allowed` says the caller may touch it.
+    async fn conversation_if(
+        &self,
+        id: &str,
+        allowed: impl FnOnce(&Conversation) -> bool,
+        forbidden: &str,
+    ) -> Result<Conversation, FrameError> {
+        match self.storage.conversation(id).await {
+            Ok(Some(c)) if allowed(&c) => Ok(c),
+            Ok(Some(_)) => Err(FrameError::new(ErrorCode::Forbidden, forbidden, None)),
             Ok(None) => Err(FrameError::new(
                 ErrorCode::NotFound,
-                format!("no conversation {conversation_id}"),
+                format!("no conversation {id}"),
                 None,
             )),
             Err(e) => Err(storage_error(e, None)),

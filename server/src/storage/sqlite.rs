@@ -74,6 +74,16 @@ impl SqliteStorage {
         Ok(Self { write, read })
     }
 
+    /// Deletes row `id` of `table` if it belongs to `site_id`; whether there was one.
+    async fn delete_of_site(&self, table: &'static str, site_id: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query(&format!("DELETE FROM {table} WHERE id = ? AND site_id = ?"))
+            .bind(id)
+            .bind(site_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// The pool for other stores that keep their tables in the same database (sessions).
     pub fn write_pool(&self) -> SqlitePool {
         self.write.clone()
@@ -943,12 +953,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn qa_delete(&self, site_id: &str, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM qa_pairs WHERE id = ? AND site_id = ?")
-            .bind(id)
-            .bind(site_id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_of_site("qa_pairs", site_id, id).await
     }
 
     async fn unanswered_add(
@@ -986,12 +991,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn unanswered_delete(&self, site_id: &str, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM bot_unanswered WHERE id = ? AND site_id = ?")
-            .bind(id)
-            .bind(site_id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_of_site("bot_unanswered", site_id, id).await
     }
 
     async fn set_visitor_contact(&self, visitor_id: &str, c: VisitorContact) -> Result<()> {
