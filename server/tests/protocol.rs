@@ -680,6 +680,12 @@ async fn conversations_are_assigned_round_robin_among_online_agents() {
         .json()
         .await
         .unwrap();
+    // The list carries who each visitor is and the last message, for the console.
+    for c in list["conversations"].as_array().unwrap() {
+        assert_eq!(c["visitor"]["page_url"], "https://shop.example/p/1");
+        assert_eq!(c["last_message"]["body"], "hi");
+        assert_eq!(c["unread"], 1);
+    }
     let first = list["conversations"][0]["id"].as_str().unwrap().to_owned();
     let r = app
         .agent_post(&format!("/api/v1/conversations/{first}/status"))

@@ -814,22 +814,49 @@ impl Storage for SqliteStorage {
         q.push(" ORDER BY c.updated_at DESC LIMIT ");
         q.push_bind(filter.limit.clamp(1, 1000) as i64);
         let rows = q.build().fetch_all(&self.read).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut c = conversation_from_row(row);
-            c.unread = Some(row.get::<i64, _>("unread") as u64);
-            c.visitor = self.visitor(&c.visitor_id).await?.map(|v| v.info);
-            if c.last_seq > 0 {
-                let last = sqlx::query(&format!(
-                    "SELECT {MSG_COLS} FROM messages WHERE conversation_id = ? AND seq = ?"
-                ))
-                .bind(&c.id)
-                .bind(c.last_seq as i64)
-                .fetch_optional(&self.read)
-                .await?;
-                c.last_message = last.as_ref().map(|r| Box::new(message_from_row(r)));
-            }
-            out.push(c);
+        let mut out: Vec<Conversation> = rows
+            .iter()
+            .map(|row| {
+                let mut c = conversation_from_row(row);
+                c.unread = Some(row.get::<i64, _>("unread") as u64);
+                c
+            })
+            .collect();
+        // The visitors and last messages of the whole page: two queries, not two per row.
+        let visitor_ids: Vec<&str> = out.iter().map(|c| c.visitor_id.as_str()).collect();
+        let last: Vec<(&str, u64)> = out
+            .iter()
+            .filter(|c| c.last_seq > 0)
+            .map(|c| (c.id.as_str(), c.last_seq))
+            .collect();
+        let visitors: HashMap<String, VisitorInfo> = sqlx::query(&format!(
+            "SELECT {VISITOR_COLS} FROM visitors WHERE id IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(json(&visitor_ids))
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            let v = visitor_from_row(r).info;
+            (v.id.clone(), v)
+        })
+        .collect();
+        let mut messages: HashMap<String, Message> = sqlx::query(&format!(
+            "SELECT {MSG_COLS_M} FROM json_each(?) AS j JOIN messages m \
+             ON m.conversation_id = j.value ->> 0 AND m.seq = j.value ->> 1"
+        ))
+        .bind(json(&last))
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            let m = message_from_row(r);
+            (m.conversation_id.clone(), m)
+        })
+        .collect();
+        for c in &mut out {
+            c.visitor = visitors.get(&c.visitor_id).cloned();
+            c.last_message = messages.remove(&c.id).map(Box::new);
         }
         Ok(out)
     }
