@@ -350,3 +350,43 @@ fn cli_ask_stats_and_eval() {
     );
     assert!(lines[8].starts_with("p99_ms: "), "{out}");
 }
+
+/// `corpus/eval` is held out: none of its questions may appear (ignoring case, spaces and
+/// punctuation) among the questions of the built-in packs, or the eval figures would flatter.
+#[test]
+fn eval_questions_are_held_out_of_the_builtin_corpus() {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let mut known = std::collections::HashMap::new();
+    for pack in corpus::builtin(&[]).unwrap() {
+        for lang in &pack.languages {
+            for qa in &lang.qa {
+                for q in &qa.questions {
+                    known.insert((lang.lang.clone(), norm(q)), qa.id.clone());
+                }
+            }
+        }
+    }
+    let eval_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/eval");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&eval_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let lang = name.split('.').nth(1).unwrap().to_owned();
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let q = v["question"].as_str().unwrap();
+            let clash = known.get(&(lang.clone(), norm(q)));
+            assert!(
+                clash.is_none(),
+                "{name}: {q:?} is also a question of {clash:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2000, "only {checked} eval questions found");
+}

@@ -200,6 +200,10 @@ pub fn extract(text: &str, wanted: &[String]) -> BTreeMap<String, String> {
 /// `text` without its opaque entities (codes, numbers, addresses), so that a question with an
 /// order number scores like the same question without one. Words such as "tomorrow" stay.
 pub fn strip(text: &str) -> std::borrow::Cow<'_, str> {
+    // Only entities with a digit or an `@` are stripped: most text has neither.
+    if !text.bytes().any(|b| b.is_ascii_digit() || b == b'@') {
+        return std::borrow::Cow::Borrowed(text);
+    }
     let found: Vec<Found> = find_all(text, true)
         .into_iter()
         .filter(|f| f.value.chars().any(|c| c.is_ascii_digit() || c == '@'))

@@ -1,9 +1,10 @@
 //! Text processing for retrieval: language detection, Chinese segmentation (jieba), English
 //! tokenization with Snowball stemming, stop words, synonym normalization and character n-grams.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use jieba_rs::Jieba;
 use rust_stemmers::{Algorithm, Stemmer};
 
@@ -230,16 +231,20 @@ pub fn tokenize(family: Family, text: &str) -> Vec<Token> {
 /// member of a group becomes the group's canonical token, so any member matches all of them.
 #[derive(Debug, Default)]
 pub struct Synonyms {
-    /// English: member phrases as token sequences (longest first) and their canonical token.
-    phrases: Vec<(Vec<String>, String)>,
-    /// Chinese: members as lowercase text (longest first) and their canonical token.
-    members: Vec<(String, String)>,
+    /// English: member phrases as token sequences, keyed by their first token (longest first
+    /// within a key), with their canonical token.
+    phrases: HashMap<String, Vec<(Vec<String>, String)>>,
+    /// Chinese: one automaton over the members (lowercase), leftmost-longest, and each member's
+    /// canonical token by pattern index.
+    members: Option<AhoCorasick>,
+    member_canon: Vec<String>,
 }
 
 impl Synonyms {
     /// `prefix` makes canonical tokens unique across packs (`~<prefix>.<group>`).
     pub fn new(family: Family, groups: &[Vec<String>], prefix: &str) -> Synonyms {
         let mut s = Synonyms::default();
+        let mut members: Vec<(String, String)> = Vec::new();
         for (g, group) in groups.iter().enumerate() {
             let canon = format!("~{prefix}.{g}");
             for member in group {
@@ -248,51 +253,71 @@ impl Synonyms {
                     continue;
                 }
                 if family == Family::Zh && member.chars().any(is_cjk) {
-                    s.members.push((member, canon.clone()));
+                    members.push((member, canon.clone()));
                 } else {
                     let toks = tokenize(family, &member);
                     if !toks.is_empty() && toks.iter().any(|t| !t.stop) {
+                        let phrase: Vec<String> = toks.into_iter().map(|t| t.text).collect();
                         s.phrases
-                            .push((toks.into_iter().map(|t| t.text).collect(), canon.clone()));
+                            .entry(phrase[0].clone())
+                            .or_default()
+                            .push((phrase, canon.clone()));
                     }
                 }
             }
         }
-        s.phrases.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-        s.members
-            .sort_by_key(|(m, _)| std::cmp::Reverse(m.chars().count()));
-        s.members.dedup_by(|a, b| a.0 == b.0);
+        for list in s.phrases.values_mut() {
+            list.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        }
+        // A member listed in two groups belongs to the first.
+        let mut seen = HashSet::new();
+        members.retain(|(m, _)| seen.insert(m.clone()));
+        if !members.is_empty() {
+            s.members = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(members.iter().map(|(m, _)| m))
+                .ok();
+            s.member_canon = members.into_iter().map(|(_, c)| c).collect();
+        }
         s
     }
 
     pub fn is_empty(&self) -> bool {
-        self.phrases.is_empty() && self.members.is_empty()
+        self.phrases.is_empty() && self.members.is_none()
     }
 
     /// Tokens of `text` with synonyms replaced by canonical tokens, stop words removed.
     /// `base` is `tokenize(family, text)`, computed once and shared between packs.
     pub fn terms(&self, family: Family, text: &str, base: &[Token]) -> Vec<String> {
         let replaced;
-        let tokens: &[Token] = if family == Family::Zh && self.has_member_in(text) {
-            replaced = self.segment_with_members(text);
-            &replaced
-        } else {
-            base
+        let tokens: &[Token] = match &self.members {
+            Some(ac) if family == Family::Zh => {
+                let lower = text.to_lowercase();
+                if ac.is_match(&lower) {
+                    replaced = self.segment_with_members(ac, &lower);
+                    &replaced
+                } else {
+                    base
+                }
+            }
+            _ => base,
         };
         let mut out = Vec::with_capacity(tokens.len());
         let mut i = 0;
         'outer: while i < tokens.len() {
-            for (phrase, canon) in &self.phrases {
-                let n = phrase.len();
-                if i + n <= tokens.len()
-                    && tokens[i..i + n]
-                        .iter()
-                        .zip(phrase)
-                        .all(|(t, p)| &t.text == p)
-                {
-                    out.push(canon.clone());
-                    i += n;
-                    continue 'outer;
+            if let Some(candidates) = self.phrases.get(&tokens[i].text) {
+                for (phrase, canon) in candidates {
+                    let n = phrase.len();
+                    if i + n <= tokens.len()
+                        && tokens[i..i + n]
+                            .iter()
+                            .zip(phrase)
+                            .all(|(t, p)| &t.text == p)
+                    {
+                        out.push(canon.clone());
+                        i += n;
+                        continue 'outer;
+                    }
                 }
             }
             if !tokens[i].stop {
@@ -303,38 +328,19 @@ impl Synonyms {
         out
     }
 
-    fn has_member_in(&self, text: &str) -> bool {
-        if self.members.is_empty() {
-            return false;
-        }
-        let lower = text.to_lowercase();
-        self.members.iter().any(|(m, _)| lower.contains(m.as_str()))
-    }
-
-    /// Chinese: cuts the text around synonym members (longest match first) and segments the
-    /// pieces between them, so a member is one token whatever jieba would do in context.
-    fn segment_with_members(&self, text: &str) -> Vec<Token> {
-        let lower = text.to_lowercase();
+    /// Chinese: cuts the (lowercase) text around synonym members (leftmost, longest match
+    /// first) and segments the pieces between them, so a member is one token whatever jieba
+    /// would do in context.
+    fn segment_with_members(&self, ac: &AhoCorasick, lower: &str) -> Vec<Token> {
         let mut out = Vec::new();
         let mut piece_start = 0;
-        let mut i = 0;
-        while i < lower.len() {
-            let rest = &lower[i..];
-            if let Some((m, canon)) = self
-                .members
-                .iter()
-                .find(|(m, _)| rest.starts_with(m.as_str()))
-            {
-                out.extend(tokenize(Family::Zh, &lower[piece_start..i]));
-                out.push(Token {
-                    text: canon.clone(),
-                    stop: false,
-                });
-                i += m.len();
-                piece_start = i;
-            } else {
-                i += rest.chars().next().map_or(1, char::len_utf8);
-            }
+        for m in ac.find_iter(lower) {
+            out.extend(tokenize(Family::Zh, &lower[piece_start..m.start()]));
+            out.push(Token {
+                text: self.member_canon[m.pattern().as_usize()].clone(),
+                stop: false,
+            });
+            piece_start = m.end();
         }
         out.extend(tokenize(Family::Zh, &lower[piece_start..]));
         out
