@@ -55,10 +55,11 @@ struct Relay {
     next_msg: AtomicU64,
 }
 
-/// Kefu's gateway settings: 4 KiB read buffer, no write buffering.
+/// Kefu's gateway settings: 2 KiB read buffer (`limits.ws_read_buffer_bytes`), no write
+/// buffering.
 fn config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(Some(256 * 1024))

@@ -103,6 +103,9 @@ pub struct Limits {
     pub conn_frame_burst: f64,
     /// Events queued for one connection before it counts as a slow consumer and is closed.
     pub conn_queue: usize,
+    /// Bytes each WebSocket keeps for reading frames. Idle connections hold it, so it is most
+    /// of their memory; larger frames still arrive whole (the buffer grows while one is read).
+    pub ws_read_buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +171,7 @@ impl Default for Limits {
             conn_frames_per_sec: 50.0,
             conn_frame_burst: 100.0,
             conn_queue: 512,
+            ws_read_buffer_bytes: 2 * 1024,
         }
     }
 }

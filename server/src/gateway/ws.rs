@@ -37,7 +37,7 @@ pub struct TokenQuery {
 fn upgrade(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
     let hard = state.settings.limits.hard_frame_bytes;
     // Small buffers: axum's defaults cost about 128 KiB per connection.
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(state.settings.limits.ws_read_buffer_bytes.max(256))
         .write_buffer_size(0)
         .max_write_buffer_size(hard.max(64 * 1024) * 4)
         .max_message_size(hard)
