@@ -321,7 +321,7 @@ fn cli_ask_stats_and_eval() {
         &eval,
         [
             json!({"question": "what's your returns policy", "expect": "shop.returns"}),
-            json!({"question": "退款几天能到", "expect": "shop.refund-time"}),
+            json!({"question": "退款要多久才能到账", "expect": "shop.refund-time"}),
             json!({"question": "who won the football world cup in 1998", "expect": "handoff"}),
         ]
         .map(|v| v.to_string())

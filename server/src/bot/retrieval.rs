@@ -12,7 +12,9 @@
 //! score and its margin over the next different pair, through one fixed logistic curve, so a
 //! threshold means the same in every pack and language.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::corpus::{Pack, QaPair};
 use super::entities;
@@ -33,34 +35,43 @@ pub struct Tuning {
     pub w_variant: f32,
     pub w_topic: f32,
     pub w_answer: f32,
-    /// Calibration: `confidence = σ(slope·(score − center) + margin_gain·margin)`.
+    /// Calibration: `confidence = σ(slope·(score − center) + margin_gain·margin)`, with
+    /// `center_zh` for Chinese: its character n-grams and shorter questions score higher for
+    /// the same closeness, so it needs its own center for one threshold to mean the same.
     pub center: f32,
+    pub center_zh: f32,
     pub slope: f32,
     pub margin_gain: f32,
 }
 
 impl Default for Tuning {
-    /// Tuned on `corpus/eval` (all four packs, both languages, one curve for all): the weights
-    /// for top-1 accuracy, the curve so that 0.5 hands over about nine in ten out-of-scope
-    /// questions.
+    /// Tuned on every other line of `corpus/eval` (all four packs, one curve per language
+    /// family): the weights for top-1 accuracy, the centers so that the default threshold 0.5
+    /// hands over nine in ten out-of-scope questions in each language.
     fn default() -> Self {
         Tuning {
             k1: 1.2,
             b: 0.75,
-            variant_bm25: 0.4,
+            variant_bm25: 0.3,
             w_variant: 0.35,
             w_topic: 0.5,
-            w_answer: 0.15,
-            center: 0.51,
-            slope: 12.0,
-            margin_gain: 12.0,
+            w_answer: 0.0,
+            center: 0.62,
+            center_zh: 0.52,
+            slope: 14.0,
+            margin_gain: 10.0,
         }
     }
 }
 
 impl Tuning {
-    pub fn confidence(&self, score: f32, margin: f32) -> f32 {
-        let x = self.slope * (score - self.center) + self.margin_gain * margin;
+    pub fn confidence(&self, family: Family, score: f32, margin: f32) -> f32 {
+        let center = if family == Family::Zh {
+            self.center_zh
+        } else {
+            self.center
+        };
+        let x = self.slope * (score - center) + self.margin_gain * margin;
         (1.0 / (1.0 + (-x).exp())).clamp(0.0, 1.0)
     }
 }
@@ -87,8 +98,8 @@ impl Bm25 {
     fn build(npacks: usize, docs: &[(usize, Vec<String>)]) -> Bm25 {
         let mut ix = Bm25 {
             lens: docs.iter().map(|(_, t)| t.len() as u32).collect(),
-            postings: (0..npacks).map(|_| HashMap::new()).collect(),
-            df: HashMap::new(),
+            postings: (0..npacks).map(|_| HashMap::default()).collect(),
+            df: HashMap::default(),
             avgdl: 1.0,
         };
         let total: usize = docs.iter().map(|(_, t)| t.len()).sum();
@@ -212,7 +223,7 @@ impl std::fmt::Debug for RetrievalEngine {
 }
 
 fn tf_counts<'a>(items: impl IntoIterator<Item = &'a String>) -> HashMap<&'a str, u32> {
-    let mut m = HashMap::new();
+    let mut m = HashMap::default();
     for t in items {
         *m.entry(t.as_str()).or_insert(0) += 1;
     }
@@ -238,6 +249,98 @@ struct Collect {
     pairs: Vec<usize>,
 }
 
+/// One pack's share of a language: its synonyms and the range of its pairs.
+struct LangPart {
+    pack: usize,
+    pack_name: String,
+    synonyms: Vec<Vec<String>>,
+    pairs: std::ops::Range<usize>,
+}
+
+/// Tokenizes the questions, topics and answers of one language's pairs.
+fn collect_language(
+    npacks: usize,
+    family: Family,
+    parts: Vec<LangPart>,
+    pairs: &[Pair],
+) -> (Vec<Synonyms>, Collect) {
+    let mut all_synonyms: Vec<Synonyms> = (0..npacks).map(|_| Synonyms::default()).collect();
+    let mut c = Collect::default();
+    for part in parts {
+        let pi = part.pack;
+        let synonyms = Synonyms::new(family, &part.synonyms, &part.pack_name);
+        let terms_of = |text: &str| {
+            let clean = entities::strip(text);
+            let base = text::tokenize(family, &clean);
+            synonyms.terms(family, &clean, &base)
+        };
+        for pair in part.pairs {
+            let qa = &pairs[pair].qa;
+            let local = c.pairs.len() as u32;
+            let mut topic = Vec::new();
+            for q in &qa.questions {
+                let terms = terms_of(q);
+                topic.extend(terms.iter().cloned());
+                c.variants.push((pi, terms));
+                c.variant_pair.push(local);
+                c.grams.push(text::char_ngrams(family, &entities::strip(q)));
+            }
+            if family != Family::Zh {
+                topic.extend(terms_of(&id_words(&qa.id)));
+            }
+            c.topics.push((pi, topic));
+            c.answers.push((pi, terms_of(&qa.answer)));
+            c.pairs.push(pair);
+        }
+        all_synonyms[pi] = synonyms;
+    }
+    (all_synonyms, c)
+}
+
+/// Builds the indexes of one language from what was collected for it.
+fn index_language(
+    npacks: usize,
+    (lang, family, synonyms, c): (String, Family, Vec<Synonyms>, Collect),
+) -> LangIndex {
+    let mut index = LangIndex {
+        lang,
+        family,
+        synonyms,
+        variant_pack: c.variants.iter().map(|(p, _)| *p as u32).collect(),
+        variants: Bm25::build(npacks, &c.variants),
+        variant_pair: c.variant_pair,
+        pair_pack: c.topics.iter().map(|(p, _)| *p as u32).collect(),
+        topics: Bm25::build(npacks, &c.topics),
+        answers: Bm25::build(npacks, &c.answers),
+        pairs: c.pairs,
+        ngrams: HashMap::default(),
+        ngram_df: HashMap::default(),
+    };
+    for grams in &c.grams {
+        for g in tf_counts(grams).into_keys() {
+            *index.ngram_df.entry(g.to_owned()).or_insert(0) += 1;
+        }
+    }
+    for (d, grams) in c.grams.iter().enumerate() {
+        let weights: Vec<(&str, f32)> = tf_counts(grams)
+            .into_iter()
+            .map(|(g, n)| (g, (1.0 + (n as f32).ln()) * index.ngram_idf(g)))
+            .collect();
+        let norm = weights.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+        if norm == 0.0 {
+            continue;
+        }
+        for (g, w) in weights {
+            index
+                .ngrams
+                .entry(g.to_owned())
+                .or_default()
+                .push((d as u32, w / norm));
+        }
+    }
+    index
+}
+
 impl RetrievalEngine {
     /// Indexes `packs` (every language of each) with the default hand-over words.
     pub fn load(packs: Vec<Pack>) -> RetrievalEngine {
@@ -248,94 +351,48 @@ impl RetrievalEngine {
     pub fn with_handoff_words(packs: Vec<Pack>, handoff: super::HandoffWords) -> RetrievalEngine {
         let npacks = packs.len();
         let pack_names: Vec<String> = packs.iter().map(|p| p.name.clone()).collect();
+        // Pairs get their index in pack order; then each language is read and indexed on a
+        // thread of its own.
         let mut pairs = Vec::new();
-        let mut langs: Vec<(String, Family, Vec<Synonyms>, Collect)> = Vec::new();
+        let mut langs: Vec<(String, Vec<LangPart>)> = Vec::new();
         for (pi, pack) in packs.into_iter().enumerate() {
             for pl in pack.languages {
-                let family = Family::of(&pl.lang);
-                let li = match langs.iter().position(|l| l.0 == pl.lang) {
-                    Some(i) => i,
-                    None => {
-                        let syn = (0..npacks).map(|_| Synonyms::default()).collect();
-                        langs.push((pl.lang.clone(), family, syn, Collect::default()));
-                        langs.len() - 1
-                    }
-                };
-                let synonyms = Synonyms::new(family, &pl.synonyms, &pack.name);
-                let c = &mut langs[li].3;
-                let terms_of = |text: &str| {
-                    let clean = entities::strip(text);
-                    let base = text::tokenize(family, &clean);
-                    synonyms.terms(family, &clean, &base)
-                };
+                let start = pairs.len();
                 for qa in pl.qa {
-                    let pair = pairs.len();
-                    let local = c.pairs.len() as u32;
-                    let mut topic = Vec::new();
-                    for q in &qa.questions {
-                        let terms = terms_of(q);
-                        topic.extend(terms.iter().cloned());
-                        c.variants.push((pi, terms));
-                        c.variant_pair.push(local);
-                        c.grams.push(text::char_ngrams(family, &entities::strip(q)));
-                    }
-                    if family != Family::Zh {
-                        topic.extend(terms_of(&id_words(&qa.id)));
-                    }
-                    c.topics.push((pi, topic));
-                    c.answers.push((pi, terms_of(&qa.answer)));
-                    c.pairs.push(pair);
                     pairs.push(Pair {
                         pack: pi,
                         lang: pl.lang.clone(),
                         qa,
                     });
                 }
-                langs[li].2[pi] = synonyms;
+                let part = LangPart {
+                    pack: pi,
+                    pack_name: pack.name.clone(),
+                    synonyms: pl.synonyms,
+                    pairs: start..pairs.len(),
+                };
+                match langs.iter_mut().find(|l| l.0 == pl.lang) {
+                    Some(l) => l.1.push(part),
+                    None => langs.push((pl.lang, vec![part])),
+                }
             }
         }
-        let langs = langs
-            .into_iter()
-            .map(|(lang, family, synonyms, c)| {
-                let mut index = LangIndex {
-                    lang,
-                    family,
-                    synonyms,
-                    variant_pack: c.variants.iter().map(|(p, _)| *p as u32).collect(),
-                    variants: Bm25::build(npacks, &c.variants),
-                    variant_pair: c.variant_pair,
-                    pair_pack: c.topics.iter().map(|(p, _)| *p as u32).collect(),
-                    topics: Bm25::build(npacks, &c.topics),
-                    answers: Bm25::build(npacks, &c.answers),
-                    pairs: c.pairs,
-                    ngrams: HashMap::new(),
-                    ngram_df: HashMap::new(),
-                };
-                for grams in &c.grams {
-                    for g in tf_counts(grams).into_keys() {
-                        *index.ngram_df.entry(g.to_owned()).or_insert(0) += 1;
-                    }
-                }
-                for (d, grams) in c.grams.iter().enumerate() {
-                    let weights: Vec<(&str, f32)> = tf_counts(grams)
-                        .into_iter()
-                        .map(|(g, n)| (g, (1.0 + (n as f32).ln()) * index.ngram_idf(g)))
-                        .collect();
-                    let norm = weights.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
-                    if norm == 0.0 {
-                        continue;
-                    }
-                    for (g, w) in weights {
-                        index
-                            .ngrams
-                            .entry(g.to_owned())
-                            .or_default()
-                            .push((d as u32, w / norm));
-                    }
-                }
-                index
-            })
-            .collect();
+        let langs: Vec<LangIndex> = std::thread::scope(|scope| {
+            let pairs = &pairs;
+            let jobs: Vec<_> = langs
+                .into_iter()
+                .map(|(lang, parts)| {
+                    scope.spawn(move || {
+                        let family = Family::of(&lang);
+                        let (synonyms, c) = collect_language(npacks, family, parts, pairs);
+                        index_language(npacks, (lang, family, synonyms, c))
+                    })
+                })
+                .collect();
+            jobs.into_iter()
+                .map(|j| j.join().expect("indexing a language panicked"))
+                .collect()
+        });
         let by_id = pairs
             .iter()
             .enumerate()
@@ -427,7 +484,9 @@ impl RetrievalEngine {
             }
             index.variants.score_into(tune, pi, &terms, &mut var_bm25);
             index.topics.score_into(tune, pi, &terms, &mut topic);
-            index.answers.score_into(tune, pi, &terms, &mut answer);
+            if tune.w_answer > 0.0 {
+                index.answers.score_into(tune, pi, &terms, &mut answer);
+            }
         }
 
         // Character n-grams: cosine against every variant sharing one.
@@ -489,8 +548,8 @@ impl RetrievalEngine {
         });
         let confidence = match hits.as_slice() {
             [] => 0.0,
-            [one] => tune.confidence(one.score, one.score),
-            [one, two, ..] => tune.confidence(one.score, one.score - two.score),
+            [one] => tune.confidence(family, one.score, one.score),
+            [one, two, ..] => tune.confidence(family, one.score, one.score - two.score),
         };
         hits.truncate(k.max(1));
         Search {
