@@ -401,16 +401,29 @@ pub async fn worker(a: WorkerArgs) -> anyhow::Result<()> {
             }
         }
     }
-    // Then wait until every agent connection has had every acked message.
+    // Then wait until every agent connection has had every acked message: past capacity the
+    // agents' queues can be seconds behind the acks, so wait for as long as deliveries still
+    // arrive (a message counts as lost only once they have stopped for two seconds).
     let acked_total = shared.acked.load(Ordering::Relaxed);
-    let deliver_deadline = drain_deadline.max(Instant::now() + Duration::from_secs(2));
-    while Instant::now() < deliver_deadline
-        && shared
+    let delivered_now = || {
+        shared
             .agent_timed
             .iter()
-            .any(|c| c.load(Ordering::Relaxed) < acked_total)
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect::<Vec<_>>()
+    };
+    let mut seen = delivered_now();
+    let mut progress_at = Instant::now();
+    while seen.iter().any(|&c| c < acked_total)
+        && progress_at.elapsed() < Duration::from_secs(2)
+        && wall0.elapsed() < Duration::from_secs_f64(a.secs + a.drain_secs + 120.0)
     {
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = delivered_now();
+        if now != seen {
+            seen = now;
+            progress_at = Instant::now();
+        }
     }
     let wall = wall0.elapsed().as_secs_f64();
     let cpu1 = crate::sysinfo::cpu_ticks("self")?;
