@@ -17,6 +17,16 @@ use super::*;
 pub struct SqliteStorage {
     write: SqlitePool,
     read: SqlitePool,
+    /// Stops the checkpoint task (and closes its connection) with the storage.
+    _checkpoints: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 const MSG_COLS: &str = "id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at, quick_replies, meta";
@@ -55,11 +65,19 @@ impl SqliteStorage {
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory")
             .statement_cache_capacity(64);
+        // The writer never checkpoints: copying the write-ahead log into the database (and
+        // fsyncing it) would stall the commit that crossed the threshold, and every ack queued
+        // behind it. A connection of its own does it beside the writer (`checkpoints`).
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("journal_size_limit", (64 * 1024 * 1024).to_string()),
+            )
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
         sqlx::migrate!("../migrations/sqlite")
@@ -69,9 +87,18 @@ impl SqliteStorage {
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
-        Ok(Self { write, read })
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let task = tokio::spawn(checkpoints(checkpointer));
+        Ok(Self {
+            write,
+            read,
+            _checkpoints: AbortOnDrop(task.abort_handle()),
+        })
     }
 
     /// Deletes row `id` of `table` if it belongs to `site_id`; whether there was one.
@@ -87,6 +114,24 @@ impl SqliteStorage {
     /// The pool for other stores that keep their tables in the same database (sessions).
     pub fn write_pool(&self) -> SqlitePool {
         self.write.clone()
+    }
+}
+
+/// Copies committed pages from the write-ahead log into the database a few times a second, on
+/// a connection of its own. `PASSIVE` never blocks the writer or readers; a page written many
+/// times between two passes is copied once. Once a pass has copied everything, the writer starts
+/// the log over from its beginning.
+async fn checkpoints(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "checkpoint of the write-ahead log failed; retrying");
+        }
     }
 }
 
