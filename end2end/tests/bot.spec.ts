@@ -1,30 +1,16 @@
 import { expect, test, type Browser, type FrameLocator, type Page } from "@playwright/test";
+import { ADMIN, SHOTS, guard, tag } from "./helpers";
 
 // The bot (start-server.sh adds the site "Tea & Co. bot" with the bot on, the ecommerce and
 // general packs and the welcome "Hi! I'm the shop assistant. Ask me anything."; /demo?site=<key>
 // embeds it): it answers first, hands over to people, and admins tune it on /console/bot.
 // No sleeps: every step waits for what a user sees.
 
-const ADMIN = { email: "admin@example.com", password: "e2e-password-123" };
 const BOT_SITE = "Tea & Co. bot";
-const SHOTS = "test-results/screenshots";
 const WELCOME = "Hi! I'm the shop assistant";
 // corpus/ecommerce/en.json, ecommerce.delivery-time: its first question, word for word.
 const QUESTION = "How long does delivery take?";
 const ANSWER = /standard delivery takes/;
-
-function tag(label: string): string {
-  return `${label} ${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-}
-
-/** Fails the test on any alert/confirm/prompt and on uncaught page errors. */
-function guard(page: Page, problems: string[]) {
-  page.on("dialog", async (d) => {
-    problems.push(`${d.type()}: ${d.message()}`);
-    await d.dismiss();
-  });
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-}
 
 /** The site_key of the site with the bot, asked of the API as the admin. */
 async function botSiteKey(browser: Browser): Promise<string> {

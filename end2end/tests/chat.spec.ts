@@ -1,24 +1,8 @@
 import { expect, test, type Browser, type BrowserContext, type FrameLocator, type Page } from "@playwright/test";
+import { ADMIN, SHOTS, guard, tag } from "./helpers";
 
 // A visitor on the demo shop (/demo, which embeds /widget.js) and an agent in /console, each in
 // their own browser context. No sleeps: every step waits for what the user would see.
-
-const ADMIN = { email: "admin@example.com", password: "e2e-password-123" };
-const SHOTS = "test-results/screenshots";
-
-/** A unique marker so tests sharing one server find their own conversation. */
-function tag(label: string): string {
-  return `${label} ${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-}
-
-/** Fails the test on any alert/confirm/prompt (the XSS canary) and on uncaught page errors. */
-function guard(page: Page, dialogs: string[]) {
-  page.on("dialog", async (d) => {
-    dialogs.push(`${d.type()}: ${d.message()}`);
-    await d.dismiss();
-  });
-  page.on("pageerror", (e) => dialogs.push(`pageerror: ${e.message}`));
-}
 
 async function openWidget(page: Page): Promise<FrameLocator> {
   await page.goto("/demo");

@@ -99,25 +99,13 @@ async fn the_bot_welcomes_answers_and_hands_over_when_asked() {
             _ => None,
         })
         .await;
-    let me: Value = app
-        .agent_get("/api/v1/me")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.agent_json("/api/v1/me").await;
     assert_eq!(handed.assignee_id.as_deref(), me["agent"]["id"].as_str());
 
     // The agent sees the bot's transcript, and from now on the bot is quiet.
     let h: Value = app
-        .agent_get(&format!("/api/v1/conversations/{}/messages", handed.id))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .agent_json(&format!("/api/v1/conversations/{}/messages", handed.id))
+        .await;
     let kinds: Vec<&str> = h["messages"]
         .as_array()
         .unwrap()
@@ -184,13 +172,8 @@ async fn two_unclear_questions_hand_over_and_are_kept_for_the_admin() {
     assert_eq!(v.info.email.as_deref(), Some("li@example.com"));
 
     let u: Value = app
-        .agent_get(&format!("/api/v1/sites/{}/bot/unanswered", app.site_id))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .agent_json(&format!("/api/v1/sites/{}/bot/unanswered", app.site_id))
+        .await;
     let questions: Vec<&str> = u["items"]
         .as_array()
         .unwrap()
@@ -241,14 +224,7 @@ async fn an_admin_teaches_the_bot_and_tries_it() {
         .unwrap();
     let imported: Value = r.json().await.unwrap();
     assert_eq!(imported["imported"], 1);
-    let list: Value = app
-        .agent_get(&format!("{base}/qa?q=macau"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.agent_json(&format!("{base}/qa?q=macau")).await;
     assert_eq!(list["total"], 1);
     assert_eq!(list["qa"][0]["questions"].as_array().unwrap().len(), 2);
 

@@ -34,13 +34,8 @@ async fn visitor_message_is_acked_then_delivered_to_the_agent() {
 
     // The message is in the REST history, with the visitor's context in the conversation.
     let c: Value = app
-        .agent_get(&format!("/api/v1/conversations/{}", acked.conversation_id))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .agent_json(&format!("/api/v1/conversations/{}", acked.conversation_id))
+        .await;
     let v = &c["conversation"]["visitor"];
     assert_eq!(v["page_url"], "https://shop.example/p/1");
     assert_eq!(v["referrer"], "https://search.example/?q=tea");
@@ -196,15 +191,10 @@ async fn private_notes_never_reach_the_visitor() {
     assert_eq!(bodies, vec!["hi", "Your refund is on its way"]);
     // The agents' REST history has it.
     let h: Value = app
-        .agent_get(&format!(
+        .agent_json(&format!(
             "/api/v1/conversations/{conv}/messages?after_seq=0"
         ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(h["messages"].as_array().unwrap().len(), 3);
     assert_eq!(h["messages"][1]["private"], true);
 }
@@ -660,26 +650,12 @@ async fn conversations_are_assigned_round_robin_among_online_agents() {
         assignees.push(c.assignee_id);
     }
     // One agent online: both go to the admin.
-    let me: Value = app
-        .agent_get("/api/v1/me")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.agent_json("/api/v1/me").await;
     let admin_id = me["agent"]["id"].as_str().unwrap().to_owned();
     assert_eq!(assignees, vec![Some(admin_id.clone()), Some(admin_id)]);
 
     // Resolving is visible to every console.
-    let list: Value = app
-        .agent_get("/api/v1/conversations")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.agent_json("/api/v1/conversations").await;
     // The list carries who each visitor is and the last message, for the console.
     for c in list["conversations"].as_array().unwrap() {
         assert_eq!(c["visitor"]["page_url"], "https://shop.example/p/1");

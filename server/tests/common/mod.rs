@@ -173,6 +173,17 @@ impl TestApp {
         self.http.get(self.url(path)).bearer_auth(&self.admin_token)
     }
 
+    /// GET `path` as the agent and parse the JSON body.
+    pub async fn agent_json(&self, path: &str) -> Value {
+        self.agent_get(path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn agent_post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .post(self.url(path))
