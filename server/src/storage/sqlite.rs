@@ -259,6 +259,27 @@ impl SqliteStorage {
     /// Appends a batch inside one transaction with a fixed number of statements, whatever its
     /// size: every statement is a round trip to SQLite's thread, so statements per batch, not
     /// per message, is what keeps group commit cheap. The outer error aborts the batch.
+    /// Runs `sql` (parameters: `value`, now, `id`) on the writing connection and returns the
+    /// conversation as it is after it, or `None` when no row matched.
+    async fn update_conversation(
+        &self,
+        sql: &str,
+        value: Option<&str>,
+        id: &str,
+    ) -> Result<Option<Conversation>> {
+        let mut conn = self.write.acquire().await?;
+        let done = sqlx::query(sql)
+            .bind(value)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Ok(Self::conversation_in(&mut conn, id).await?)
+    }
+
     async fn append_all(
         conn: &mut SqliteConnection,
         batch: &[AppendRequest],
@@ -911,49 +932,30 @@ impl Storage for SqliteStorage {
         id: &str,
         status: ConversationStatus,
     ) -> Result<Option<Conversation>> {
-        let mut conn = self.write.acquire().await?;
-        let done = sqlx::query("UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?")
-            .bind(status.as_str())
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        Ok(Self::conversation_in(&mut conn, id).await?)
+        self.update_conversation(
+            "UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?",
+            Some(status.as_str()),
+            id,
+        )
+        .await
     }
 
     async fn claim(&self, id: &str, agent_id: &str) -> Result<Option<Conversation>> {
-        let mut conn = self.write.acquire().await?;
-        let done = sqlx::query(
+        self.update_conversation(
             "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ? AND assignee_id IS NULL",
+            Some(agent_id),
+            id,
         )
-        .bind(agent_id)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        Ok(Self::conversation_in(&mut conn, id).await?)
+        .await
     }
 
     async fn hand_over(&self, id: &str, assignee: Option<&str>) -> Result<Option<Conversation>> {
-        let mut conn = self.write.acquire().await?;
-        let done = sqlx::query(
+        self.update_conversation(
             "UPDATE conversations SET status = 'open', assignee_id = COALESCE(assignee_id, ?), updated_at = ? WHERE id = ?",
+            assignee,
+            id,
         )
-        .bind(assignee)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        Ok(Self::conversation_in(&mut conn, id).await?)
+        .await
     }
 
     async fn set_site_bot(&self, site_id: &str, bot_json: &str) -> Result<()> {
