@@ -30,11 +30,11 @@ pub struct Tuning {
     pub b: f32,
     /// Share of BM25 (the rest: n-gram cosine) in a question variant's score.
     pub variant_bm25: f32,
-    /// Weights of the best variant, of the pair's questions taken together (a topic document
-    /// that also holds the words of the pair id), and of the answer.
+    /// Weights of the best variant and of the pair's questions taken together (a topic
+    /// document that also holds the words of the pair id). Matching answers as well was tried
+    /// and only lowered accuracy.
     pub w_variant: f32,
     pub w_topic: f32,
-    pub w_answer: f32,
     /// Calibration: `confidence = σ(slope·(score − center) + margin_gain·margin)`, with
     /// `center_zh` for Chinese: its character n-grams and shorter questions score higher for
     /// the same closeness, so it needs its own center for one threshold to mean the same.
@@ -55,7 +55,6 @@ impl Default for Tuning {
             variant_bm25: 0.3,
             w_variant: 0.35,
             w_topic: 0.5,
-            w_answer: 0.0,
             center: 0.62,
             center_zh: 0.52,
             slope: 14.0,
@@ -160,11 +159,10 @@ struct LangIndex {
     variant_pair: Vec<u32>,
     variant_pack: Vec<u32>,
     variants: Bm25,
-    /// Local pair index → global pair index; topic and answer documents are per local pair.
+    /// Local pair index → global pair index; topic documents are per local pair.
     pairs: Vec<usize>,
     pair_pack: Vec<u32>,
     topics: Bm25,
-    answers: Bm25,
     /// n-gram → (variant, weight of the n-gram in the variant's unit vector).
     ngrams: HashMap<String, Vec<(u32, f32)>>,
     ngram_df: HashMap<String, u32>,
@@ -187,9 +185,8 @@ pub struct Hit {
     pub score: f32,
     pub bm25: f32,
     pub ngram: f32,
-    /// The normalized BM25 of the pair's questions taken together, and of its answer.
+    /// The normalized BM25 of the pair's questions taken together.
     pub topic: f32,
-    pub answer: f32,
 }
 
 /// The outcome of a search: the language searched, the best pairs and the confidence of the
@@ -245,7 +242,6 @@ struct Collect {
     variant_pair: Vec<u32>,
     grams: Vec<Vec<String>>,
     topics: Vec<(usize, Vec<String>)>,
-    answers: Vec<(usize, Vec<String>)>,
     pairs: Vec<usize>,
 }
 
@@ -257,7 +253,7 @@ struct LangPart {
     pairs: std::ops::Range<usize>,
 }
 
-/// Tokenizes the questions, topics and answers of one language's pairs.
+/// Tokenizes the questions and topics of one language's pairs.
 fn collect_language(
     npacks: usize,
     family: Family,
@@ -289,7 +285,6 @@ fn collect_language(
                 topic.extend(terms_of(&id_words(&qa.id)));
             }
             c.topics.push((pi, topic));
-            c.answers.push((pi, terms_of(&qa.answer)));
             c.pairs.push(pair);
         }
         all_synonyms[pi] = synonyms;
@@ -311,7 +306,6 @@ fn index_language(
         variant_pair: c.variant_pair,
         pair_pack: c.topics.iter().map(|(p, _)| *p as u32).collect(),
         topics: Bm25::build(npacks, &c.topics),
-        answers: Bm25::build(npacks, &c.answers),
         pairs: c.pairs,
         ngrams: HashMap::default(),
         ngram_df: HashMap::default(),
@@ -464,7 +458,6 @@ impl RetrievalEngine {
         let mut var_bm25 = vec![0f32; nvar];
         let mut var_ngram = vec![0f32; nvar];
         let mut topic = vec![0f32; npairs];
-        let mut answer = vec![0f32; npairs];
 
         // Words, per pack (each folds its own synonyms).
         for (pi, synonyms) in index.synonyms.iter().enumerate() {
@@ -484,9 +477,6 @@ impl RetrievalEngine {
             }
             index.variants.score_into(tune, pi, &terms, &mut var_bm25);
             index.topics.score_into(tune, pi, &terms, &mut topic);
-            if tune.w_answer > 0.0 {
-                index.answers.score_into(tune, pi, &terms, &mut answer);
-            }
         }
 
         // Character n-grams: cosine against every variant sharing one.
@@ -507,7 +497,7 @@ impl RetrievalEngine {
             }
         }
 
-        // A pair scores as its best variant, plus its topic and answer.
+        // A pair scores as its best variant, plus its topic.
         let mut best_var = vec![(0f32, 0f32, 0f32); npairs];
         for d in 0..nvar {
             if !active[index.variant_pack[d] as usize] {
@@ -528,8 +518,7 @@ impl RetrievalEngine {
             }
             let (v, b, g) = best_var[local];
             let t = topic[local].min(1.0);
-            let a = answer[local].min(1.0);
-            let score = tune.w_variant * v + tune.w_topic * t + tune.w_answer * a;
+            let score = tune.w_variant * v + tune.w_topic * t;
             if score > 0.0 {
                 hits.push(Hit {
                     pair: index.pairs[local],
@@ -537,7 +526,6 @@ impl RetrievalEngine {
                     bm25: b,
                     ngram: g,
                     topic: t,
-                    answer: a,
                 });
             }
         }
@@ -658,7 +646,7 @@ impl RetrievalEngine {
             m.insert(
                 format!("top{}", i + 1),
                 serde_json::json!({"id": self.pairs[h.pair].qa.id, "score": h.score,
-                    "bm25": h.bm25, "ngram": h.ngram, "topic": h.topic, "answer": h.answer}),
+                    "bm25": h.bm25, "ngram": h.ngram, "topic": h.topic}),
             );
         }
         m

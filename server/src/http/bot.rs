@@ -115,6 +115,17 @@ pub async fn packs(State(state): State<AppState>, AuthAgent(_): AuthAgent) -> Re
     Json(json!({ "packs": packs })).into_response()
 }
 
+/// A text the bot reads or says: 1 to `MAX_BODY_CHARS` characters, like a message.
+fn check_length(what: &str, text: &str) -> Result<(), ApiError> {
+    let max = kefu::validate::MAX_BODY_CHARS;
+    if text.is_empty() || text.chars().count() > max {
+        return Err(ApiError::bad_request(format!(
+            "{what} must be 1 to {max} characters"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 pub struct TryBody {
     text: String,
@@ -129,9 +140,7 @@ pub async fn try_it(
 ) -> Result<Response, ApiError> {
     let site = site_for(&state, &agent, &site_id, false).await?;
     let text = body.text.trim();
-    if text.is_empty() || text.chars().count() > kefu::validate::MAX_BODY_CHARS {
-        return Err(ApiError::bad_request("text must be 1 to 4000 characters"));
-    }
+    check_length("text", text)?;
     let bot = state
         .hub
         .assistant()
@@ -244,9 +253,7 @@ fn check_qa(qa: &mut SiteQa) -> Result<(), ApiError> {
             "a QA pair needs at least one question",
         ));
     }
-    if qa.answer.is_empty() || qa.answer.chars().count() > kefu::validate::MAX_BODY_CHARS {
-        return Err(ApiError::bad_request("answer must be 1 to 4000 characters"));
-    }
+    check_length("answer", &qa.answer)?;
     if qa.lang != "en" && qa.lang != "zh-CN" {
         return Err(ApiError::bad_request(format!(
             "lang must be en or zh-CN, got {:?}",
