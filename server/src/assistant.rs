@@ -164,6 +164,9 @@ pub const SITE_PACK: &str = "site";
 pub struct Assistant {
     defaults: BotSettings,
     builtin: OnceLock<Vec<Pack>>,
+    /// The built-in packs indexed once per selection of packs (sorted names, empty for all):
+    /// every site with that selection searches the same index (see `build`).
+    shared: Mutex<HashMap<Vec<String>, Arc<RetrievalEngine>>>,
     sites: RwLock<HashMap<String, Arc<SiteBot>>>,
     /// Sites known to have the bot off: their messages skip the bot without a lookup.
     off: RwLock<std::collections::HashSet<String>>,
@@ -175,6 +178,7 @@ impl Assistant {
         Self {
             defaults,
             builtin: OnceLock::new(),
+            shared: Mutex::new(HashMap::new()),
             sites: RwLock::new(HashMap::new()),
             off: RwLock::new(Default::default()),
             low_turns: Mutex::new(HashMap::new()),
@@ -251,18 +255,34 @@ impl Assistant {
         Ok(bot)
     }
 
+    /// Builds a site's engine: only the site's own pairs are indexed here; the built-in packs
+    /// it selected are searched in the one index all sites share.
     fn build(&self, config: BotConfig, own: Vec<SiteQa>) -> anyhow::Result<SiteBot> {
-        let mut packs: Vec<Pack> = self
-            .packs()
-            .iter()
-            .filter(|p| config.packs.is_empty() || config.packs.contains(&p.name))
-            .cloned()
-            .collect();
-        if !own.is_empty() {
-            packs.push(site_pack(own));
-        }
+        let mut selection = config.packs.clone();
+        selection.sort();
+        selection.dedup();
+        // Held while indexing: two sites with one selection wait for one index.
+        let shared = self
+            .shared
+            .lock()
+            .entry(selection)
+            .or_insert_with_key(|selection| {
+                let packs = self
+                    .packs()
+                    .iter()
+                    .filter(|p| selection.is_empty() || selection.contains(&p.name))
+                    .cloned()
+                    .collect();
+                Arc::new(RetrievalEngine::load(packs))
+            })
+            .clone();
+        let own = if own.is_empty() {
+            Vec::new()
+        } else {
+            vec![site_pack(own)]
+        };
         let handoff = HandoffWords::new(&config.handoff_words);
-        let retrieval = Arc::new(RetrievalEngine::with_handoff_words(packs, handoff.clone()));
+        let retrieval = Arc::new(RetrievalEngine::layered(shared, own, handoff.clone()));
         let engine: Arc<dyn BotEngine> = match config.engine.as_str() {
             "webhook" => Arc::new(bot::webhook::WebhookEngine::new(
                 &WebhookSettings {
@@ -345,6 +365,7 @@ fn site_pack(own: Vec<SiteQa>) -> Pack {
             entities: Vec::new(),
             quick_replies: qa.quick_replies,
             handoff: qa.handoff,
+            decline: false,
         });
     }
     Pack {

@@ -43,6 +43,10 @@ pub struct QaPair {
     pub quick_replies: Vec<String>,
     #[serde(default)]
     pub handoff: bool,
+    /// An example of what the business does not answer (weather, jokes, homework…): when a
+    /// message is closest to one of these, the bot declines as if nothing had matched.
+    #[serde(default)]
+    pub decline: bool,
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use super::retrieval::Tuning;
+use super::retrieval::{Pair, Tuning};
 use super::{Bot, BotContext, BotEngine, BotSettings, HandoffWords, Intent, RetrievalEngine};
 use crate::cli::{BotAction, CorpusArgs};
 
@@ -135,17 +135,21 @@ pub async fn evaluate(
 
 /// `kefu bot stats`: what the loaded packs hold.
 pub fn stats(engine: &RetrievalEngine, out: &mut impl Write) -> std::io::Result<()> {
-    let topics: BTreeSet<&str> = engine.pairs().iter().map(|p| p.qa.id.as_str()).collect();
+    // Decline examples are not answers: counted apart.
+    let (declines, answers): (Vec<_>, Vec<_>) = engine.pairs().iter().partition(|p| p.qa.decline);
+    let questions = |pairs: &[&Pair]| pairs.iter().map(|p| p.qa.questions.len()).sum::<usize>();
+    let topics: BTreeSet<&str> = answers.iter().map(|p| p.qa.id.as_str()).collect();
     writeln!(out, "packs: {}", engine.packs().len())?;
-    writeln!(out, "qa_pairs: {}", engine.pairs().len())?;
-    writeln!(out, "questions: {}", engine.question_count())?;
+    writeln!(out, "qa_pairs: {}", answers.len())?;
+    writeln!(out, "questions: {}", questions(&answers))?;
     writeln!(out, "topics: {}", topics.len())?;
+    writeln!(out, "decline_pairs: {}", declines.len())?;
+    writeln!(out, "decline_questions: {}", questions(&declines))?;
     writeln!(out, "languages: {}", engine.languages().join(", "))?;
     for (i, name) in engine.packs().iter().enumerate() {
         let mut per_lang: Vec<String> = Vec::new();
         for lang in engine.languages() {
-            let n = engine
-                .pairs()
+            let n = answers
                 .iter()
                 .filter(|p| p.pack == i && p.lang == lang)
                 .count();

@@ -126,14 +126,22 @@ impl BotEngine for LlmEngine {
             .retrieval
             .search(&ctx.packs, message, self.context_pairs);
         let ents = entities::extract(message, &[]);
-        if self.retrieval.handoff_words().matches(message) || found.hits.is_empty() {
+        let r = &self.retrieval;
+        // Nothing to answer from, or closest to an example of what is not answered here.
+        if r.handoff_words().matches(message)
+            || found
+                .hits
+                .first()
+                .is_none_or(|h| r.pair_at(h.pair).qa.decline)
+        {
             return Intent::handoff(&found.lang, ents);
         }
         let answers: Vec<(String, String)> = found
             .hits
             .iter()
+            .filter(|h| !r.pair_at(h.pair).qa.decline)
             .map(|h| {
-                let p = &self.retrieval.pairs()[h.pair];
+                let p = r.pair_at(h.pair);
                 (
                     p.qa.questions
                         .iter()
@@ -149,7 +157,7 @@ impl BotEngine for LlmEngine {
             .iter()
             .map(|(q, a)| (q.as_str(), a.as_str()))
             .collect();
-        let top = &self.retrieval.pairs()[found.hits[0].pair];
+        let top = r.pair_at(found.hits[0].pair);
         match self.complete(Self::system_prompt(&refs), message).await {
             Ok(reply) if !is_handoff_reply(&reply) => Intent {
                 name: top.qa.id.clone(),

@@ -105,7 +105,7 @@ pub async fn packs(State(state): State<AppState>, AuthAgent(_): AuthAgent) -> Re
                     "pack": p.name,
                     "title": p.title,
                     "languages": p.languages.iter().map(|l| l.lang.clone()).collect::<Vec<_>>(),
-                    "qa_pairs": p.languages.iter().map(|l| l.qa.len()).sum::<usize>(),
+                    "qa_pairs": p.languages.iter().flat_map(|l| &l.qa).filter(|q| !q.decline).count(),
                 })
             })
             .collect::<Vec<_>>()
@@ -169,6 +169,9 @@ struct QaOut {
     answer: String,
     quick_replies: Vec<String>,
     handoff: bool,
+    /// An example of what is not answered (see `corpus/README.md`), not an answer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    decline: bool,
     source: String,
 }
 
@@ -208,6 +211,7 @@ pub async fn qa_list(
             answer: p.answer,
             quick_replies: p.quick_replies,
             handoff: p.handoff,
+            decline: false,
             source: SITE_PACK.into(),
         })
         .collect();
@@ -225,6 +229,7 @@ pub async fn qa_list(
                         answer: p.answer.clone(),
                         quick_replies: p.quick_replies.clone(),
                         handoff: p.handoff,
+                        decline: p.decline,
                         source: format!("pack:{}", pack.name),
                     });
                 }
