@@ -37,6 +37,9 @@ pub struct StorageSettings {
     pub sqlite_synchronous: String,
     /// Most messages committed in one transaction (group commit).
     pub max_batch: usize,
+    /// When more than one message is waiting for a commit, wait this long (µs) for more to
+    /// join it: fewer, larger commits under load; a message arriving alone commits at once.
+    pub commit_delay_us: u64,
 }
 
 impl std::fmt::Debug for StorageSettings {
@@ -45,6 +48,7 @@ impl std::fmt::Debug for StorageSettings {
             .field("url", &redact_url(&self.url))
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("max_batch", &self.max_batch)
+            .field("commit_delay_us", &self.commit_delay_us)
             .finish()
     }
 }
@@ -133,6 +137,7 @@ impl Default for StorageSettings {
             url: "sqlite://data/kefu.db".into(),
             sqlite_synchronous: "full".into(),
             max_batch: 512,
+            commit_delay_us: 1000,
         }
     }
 }

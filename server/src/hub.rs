@@ -239,13 +239,14 @@ impl Hub {
         storage: Arc<dyn Storage>,
         assistant: Arc<Assistant>,
         limits: Limits,
-        max_batch: usize,
+        commits: &crate::config::StorageSettings,
     ) -> Arc<Self> {
         Arc::new_cyclic(|weak: &std::sync::Weak<Hub>| {
             let weak = weak.clone();
             let writer = Writer::spawn(
                 storage.clone(),
-                max_batch,
+                commits.max_batch,
+                std::time::Duration::from_micros(commits.commit_delay_us),
                 Arc::new(move |outcome, origin| {
                     if let Some(hub) = weak.upgrade() {
                         hub.fanout(outcome, origin);

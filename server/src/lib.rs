@@ -177,7 +177,7 @@ pub async fn launch(
         storage,
         assistant,
         settings.limits.clone(),
-        settings.storage.max_batch,
+        &settings.storage,
     );
     let token = CancellationToken::new();
     let state = AppState(Arc::new(AppInner {

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +19,9 @@ use super::*;
 pub struct SqliteStorage {
     write: SqlitePool,
     read: SqlitePool,
+    /// Set by the checkpoint task when the write-ahead log should start over (see
+    /// `checkpoints`); the writer does it after its next commit.
+    restart_log: Arc<AtomicBool>,
     /// Stops the checkpoint task (and closes its connection) with the storage.
     _checkpoints: AbortOnDrop,
 }
@@ -93,12 +98,21 @@ impl SqliteStorage {
             .max_connections(1)
             .connect_with(options)
             .await?;
-        let task = tokio::spawn(checkpoints(checkpointer));
+        let restart_log = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(checkpoints(checkpointer, restart_log.clone()));
         Ok(Self {
             write,
             read,
+            restart_log,
             _checkpoints: AbortOnDrop(task.abort_handle()),
         })
+    }
+
+    /// A transaction that holds the write lock from its start (`BEGIN IMMEDIATE`): one that
+    /// read first and wrote later could find its snapshot gone after the checkpointer restarted
+    /// the log, and fail with `SQLITE_BUSY` instead of waiting its turn.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.write.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// Deletes row `id` of `table` if it belongs to `site_id`; whether there was one.
@@ -119,21 +133,39 @@ impl SqliteStorage {
 
 /// Copies committed pages from the write-ahead log into the database a few times a second, on
 /// a connection of its own. `PASSIVE` never blocks the writer or readers; a page written many
-/// times between two passes is copied once. Once a pass has copied everything, the writer starts
-/// the log over from its beginning.
-async fn checkpoints(pool: SqlitePool) {
+/// times between two passes is copied once.
+///
+/// Under steady writes a passive pass never finds the whole log copied with no commit under way,
+/// so the log never starts over by itself and grows without bound (1.6 GB in 30 s at 8,000
+/// messages per second). Once it holds more than [`WAL_RESTART_FRAMES`] pages, this task asks the
+/// writer to restart it after its next commit (`restart_log`): on the writer's own connection a
+/// `RESTART` checkpoint waits for no other writer, and what it copies is what came in since the
+/// last passive pass. (Run here instead, it and the writer wait for each other through
+/// SQLite's busy handler, whose sleeps held commits for 150-200 ms.)
+async fn checkpoints(pool: SqlitePool, restart_log: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
+        // (busy, pages in the log, pages copied)
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
             .await
         {
-            tracing::warn!(error = %e, "checkpoint of the write-ahead log failed; retrying");
+            Ok((_, frames, _)) if frames >= WAL_RESTART_FRAMES => {
+                restart_log.store(true, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint of the write-ahead log failed; retrying");
+            }
         }
     }
 }
+
+/// Pages in the write-ahead log (16 MiB of 4 KiB pages) past which it is restarted: restarting
+/// at 64 MiB instead held commits longer (p99 108 ms instead of 79 ms over 30 s at 8,000 msg/s).
+const WAL_RESTART_FRAMES: i64 = 4_096;
 
 fn message_from_row(row: &SqliteRow) -> Message {
     let kind: String = row.get("sender_kind");
@@ -606,7 +638,7 @@ impl Storage for SqliteStorage {
             allowed_origins: allowed_origins.to_vec(),
             bot: "{}".into(),
         };
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO sites (id, site_key, secret, name, allowed_origins, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&site.id)
             .bind(&site.site_key)
@@ -658,7 +690,7 @@ impl Storage for SqliteStorage {
 
     async fn create_agent(&self, agent: NewAgent) -> Result<Agent> {
         let id = new_id();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query("INSERT INTO agents (id, email, name, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&id)
             .bind(&agent.email)
@@ -754,7 +786,7 @@ impl Storage for SqliteStorage {
 
     async fn upsert_visitor(&self, v: VisitorUpsert) -> Result<VisitorRecord> {
         let now = now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         // A verified user of the host site is the same visitor on every device.
         let mut id = v.id.clone();
         if let Some(ext) = &v.external_id {
@@ -1096,9 +1128,16 @@ impl Storage for SqliteStorage {
     }
 
     async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<AppendOutcome>>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let out = Self::append_all(&mut tx, batch).await?;
         tx.commit().await?;
+        if self.restart_log.swap(false, Ordering::Relaxed)
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                .execute(&self.write)
+                .await
+        {
+            tracing::warn!(error = %e, "restarting the write-ahead log failed; retrying later");
+        }
         Ok(out)
     }
 
