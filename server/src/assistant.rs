@@ -8,7 +8,7 @@
 //! (or, with nobody online, offers to leave contact details).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -165,8 +165,9 @@ pub struct Assistant {
     defaults: BotSettings,
     builtin: OnceLock<Vec<Pack>>,
     /// The built-in packs indexed once per selection of packs (sorted names, empty for all):
-    /// every site with that selection searches the same index (see `build`).
-    shared: Mutex<HashMap<Vec<String>, Arc<RetrievalEngine>>>,
+    /// every site with that selection searches the same index (see `build`), which is dropped
+    /// with the last site that uses it.
+    shared: Mutex<HashMap<Vec<String>, Weak<RetrievalEngine>>>,
     sites: RwLock<HashMap<String, Arc<SiteBot>>>,
     /// Sites known to have the bot off: their messages skip the bot without a lookup.
     off: RwLock<std::collections::HashSet<String>>,
@@ -255,6 +256,15 @@ impl Assistant {
         Ok(bot)
     }
 
+    /// Indexes of built-in packs some site still uses.
+    pub fn live_indexes(&self) -> usize {
+        self.shared
+            .lock()
+            .values()
+            .filter(|index| index.strong_count() > 0)
+            .count()
+    }
+
     /// Builds a site's engine: only the site's own pairs are indexed here; the built-in packs
     /// it selected are searched in the one index all sites share.
     fn build(&self, config: BotConfig, own: Vec<SiteQa>) -> anyhow::Result<SiteBot> {
@@ -262,20 +272,23 @@ impl Assistant {
         selection.sort();
         selection.dedup();
         // Held while indexing: two sites with one selection wait for one index.
-        let shared = self
-            .shared
-            .lock()
-            .entry(selection)
-            .or_insert_with_key(|selection| {
+        let mut indexes = self.shared.lock();
+        indexes.retain(|_, index| index.strong_count() > 0);
+        let shared = match indexes.get(&selection).and_then(Weak::upgrade) {
+            Some(index) => index,
+            None => {
                 let packs = self
                     .packs()
                     .iter()
                     .filter(|p| selection.is_empty() || selection.contains(&p.name))
                     .cloned()
                     .collect();
-                Arc::new(RetrievalEngine::load(packs))
-            })
-            .clone();
+                let index = Arc::new(RetrievalEngine::load(packs));
+                indexes.insert(selection, Arc::downgrade(&index));
+                index
+            }
+        };
+        drop(indexes);
         let own = if own.is_empty() {
             Vec::new()
         } else {
@@ -415,5 +428,44 @@ pub fn handoff_note(lang: &str, online: bool) -> &'static str {
         (false, false) => {
             "No one is online right now. Leave your question and your email or phone number, and we'll get back to you."
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_with_the_same_packs_share_one_index_while_they_use_it() {
+        let assistant = Assistant::new(BotSettings::default());
+        let config = BotConfig {
+            enabled: true,
+            packs: vec!["general".into()],
+            ..BotConfig::default()
+        };
+        let own = SiteQa {
+            id: "gift-wrap".into(),
+            lang: "en".into(),
+            questions: vec!["Do you gift wrap?".into(), "can you wrap my present".into()],
+            answer: "Gift wrapping is free.".into(),
+            quick_replies: vec![],
+            handoff: false,
+        };
+        let plain = assistant.build(config.clone(), vec![]).unwrap();
+        let with_own = assistant.build(config.clone(), vec![own]).unwrap();
+        assert_eq!(assistant.live_indexes(), 1);
+        let ctx = with_own.context(None);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let intent = rt.block_on(with_own.engine.understand(&ctx, "could you gift wrap it?"));
+        assert_eq!(intent.name, "site.gift-wrap");
+        let intent = rt.block_on(plain.engine.understand(&ctx, "could you gift wrap it?"));
+        assert_ne!(
+            intent.name, "site.gift-wrap",
+            "the other site does not see it"
+        );
+        drop((plain, with_own));
+        assert_eq!(assistant.live_indexes(), 0);
     }
 }
