@@ -257,7 +257,8 @@ impl Assistant {
     }
 
     /// Indexes of built-in packs some site still uses.
-    pub fn live_indexes(&self) -> usize {
+    #[cfg(test)]
+    fn live_indexes(&self) -> usize {
         self.shared
             .lock()
             .values()

@@ -142,9 +142,14 @@ impl Pack {
         })
     }
 
-    /// Number of pairs over all languages (one per id and language).
+    /// Number of answering pairs over all languages (one per id and language; decline examples
+    /// are not answers and are not counted).
     pub fn pair_count(&self) -> usize {
-        self.languages.iter().map(|l| l.qa.len()).sum()
+        self.languages
+            .iter()
+            .flat_map(|l| &l.qa)
+            .filter(|qa| !qa.decline)
+            .count()
     }
 }
 

@@ -200,6 +200,30 @@ pub struct Search {
     pub confidence: f32,
 }
 
+impl Search {
+    /// The `k` best of `hits` (found in `lang`), and the confidence of the first from its score
+    /// and its margin over the second.
+    fn ranked(lang: String, mut hits: Vec<Hit>, tune: &Tuning, k: usize) -> Search {
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.pair.cmp(&b.pair))
+        });
+        let family = Family::of(&lang);
+        let confidence = match hits.as_slice() {
+            [] => 0.0,
+            [one] => tune.confidence(family, one.score, one.score),
+            [one, two, ..] => tune.confidence(family, one.score, one.score - two.score),
+        };
+        hits.truncate(k.max(1));
+        Search {
+            lang,
+            hits,
+            confidence,
+        }
+    }
+}
+
 /// The retrieval engine over a set of packs. Build it once ([`RetrievalEngine::load`]); it is
 /// immutable and cheap to share (`Arc`).
 pub struct RetrievalEngine {
@@ -559,22 +583,7 @@ impl RetrievalEngine {
                 });
             }
         }
-        hits.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| a.pair.cmp(&b.pair))
-        });
-        let confidence = match hits.as_slice() {
-            [] => 0.0,
-            [one] => tune.confidence(family, one.score, one.score),
-            [one, two, ..] => tune.confidence(family, one.score, one.score - two.score),
-        };
-        hits.truncate(k.max(1));
-        Search {
-            lang: index.lang.clone(),
-            hits,
-            confidence,
-        }
+        Search::ranked(index.lang.clone(), hits, tune, k)
     }
 
     /// The `k` best pairs for `message` among the packs in `packs` (all when empty). The
@@ -599,25 +608,7 @@ impl RetrievalEngine {
         }
         let mut hits = base.hits;
         hits.append(&mut own.hits);
-        hits.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| a.pair.cmp(&b.pair))
-        });
-        let family = Family::of(&lang);
-        let confidence = match hits.as_slice() {
-            [] => 0.0,
-            [one] => self.tuning.confidence(family, one.score, one.score),
-            [one, two, ..] => self
-                .tuning
-                .confidence(family, one.score, one.score - two.score),
-        };
-        hits.truncate(k.max(1));
-        Search {
-            lang,
-            hits,
-            confidence,
-        }
+        Search::ranked(lang, hits, &self.tuning, k)
     }
 
     /// [`RetrievalEngine::search`] over this engine's own pairs only.

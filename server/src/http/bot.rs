@@ -105,7 +105,7 @@ pub async fn packs(State(state): State<AppState>, AuthAgent(_): AuthAgent) -> Re
                     "pack": p.name,
                     "title": p.title,
                     "languages": p.languages.iter().map(|l| l.lang.clone()).collect::<Vec<_>>(),
-                    "qa_pairs": p.languages.iter().flat_map(|l| &l.qa).filter(|q| !q.decline).count(),
+                    "qa_pairs": p.pair_count(),
                 })
             })
             .collect::<Vec<_>>()
