@@ -40,6 +40,12 @@ pub struct StorageSettings {
     /// When more than one message is waiting for a commit, wait this long (µs) for more to
     /// join it: fewer, larger commits under load; a message arriving alone commits at once.
     pub commit_delay_us: u64,
+    /// SQLite: page cache of the writing connection (MiB). The pages a commit rewrites (each
+    /// conversation's row and index tails) stay in memory instead of being read back.
+    pub sqlite_cache_mib: u32,
+    /// SQLite: how often committed pages are copied from the write-ahead log into the database
+    /// (ms). A page rewritten many times in between is copied once.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl std::fmt::Debug for StorageSettings {
@@ -49,6 +55,8 @@ impl std::fmt::Debug for StorageSettings {
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("max_batch", &self.max_batch)
             .field("commit_delay_us", &self.commit_delay_us)
+            .field("sqlite_cache_mib", &self.sqlite_cache_mib)
+            .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
             .finish()
     }
 }
@@ -138,6 +146,8 @@ impl Default for StorageSettings {
             sqlite_synchronous: "full".into(),
             max_batch: 512,
             commit_delay_us: 1000,
+            sqlite_cache_mib: 64,
+            checkpoint_interval_ms: 200,
         }
     }
 }

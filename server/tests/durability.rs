@@ -225,7 +225,12 @@ async fn the_first_start_creates_an_admin_and_a_site_and_prints_them_once() {
     let pid = out.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let output = out.wait_with_output().unwrap();
-    assert!(output.status.success());
+    assert!(
+        output.status.success(),
+        "{:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed = String::from_utf8(output.stdout).unwrap();
     assert!(!printed.contains("password"), "{printed}");
 }

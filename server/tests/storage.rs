@@ -26,13 +26,23 @@ fn visitor_msg(visitor: &str, site: &str, cmid: &str, body: &str) -> AppendReque
     }
 }
 
-#[tokio::test]
-async fn one_batch_orders_opens_once_and_dedupes() {
+/// A new database in a temporary folder (kept while the first value lives), with one site.
+async fn fresh() -> (
+    tempfile::TempDir,
+    std::sync::Arc<dyn kefu_server::storage::Storage>,
+    kefu_server::storage::Site,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = kefu_server::config::Settings::default();
     settings.storage.url = format!("sqlite://{}", dir.path().join("k.db").display());
     let storage = kefu_server::open_storage(&settings).await.unwrap();
     let site = storage.create_site("S", &[]).await.unwrap();
+    (dir, storage, site)
+}
+
+#[tokio::test]
+async fn one_batch_orders_opens_once_and_dedupes() {
+    let (_dir, storage, site) = fresh().await;
     let mut visitors = Vec::new();
     for _ in 0..2 {
         let v = storage
@@ -93,4 +103,41 @@ async fn one_batch_orders_opens_once_and_dedupes() {
         .map(|m| m.body)
         .collect();
     assert_eq!(bodies, vec!["first", "second", "third"]);
+}
+
+#[tokio::test]
+async fn a_failed_batch_stores_nothing_and_the_next_one_commits() {
+    let (_dir, storage, site) = fresh().await;
+    let v = storage
+        .upsert_visitor(kefu_server::storage::VisitorUpsert {
+            site_id: site.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .info
+        .id;
+    // A visitor the database does not know: opening their conversation breaks a foreign key,
+    // after the transaction began and the first message was counted.
+    let batch = [
+        visitor_msg(&v, &site.id, "v1", "first"),
+        visitor_msg("no-such-visitor", &site.id, "x1", "from nobody"),
+    ];
+    let failed = storage.append_batch(&batch).await;
+    assert!(failed.is_err(), "{failed:?}");
+
+    // Nothing of it was kept, and the writer's connection is not left inside a transaction.
+    let out = storage
+        .append_batch(&[visitor_msg(&v, &site.id, "v1", "first")])
+        .await
+        .unwrap();
+    let first = out[0].as_ref().unwrap();
+    assert!(!first.duplicate, "the failed batch stored the message");
+    assert_eq!(first.message.seq, 1);
+    assert!(first.opened);
+    let again = storage
+        .append_batch(&[visitor_msg(&v, &site.id, "v2", "second")])
+        .await
+        .unwrap();
+    assert_eq!(again[0].as_ref().unwrap().message.seq, 2);
 }

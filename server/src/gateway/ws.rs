@@ -34,12 +34,18 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-fn upgrade(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
+/// Bytes of outgoing frames an agent connection gathers before writing them to its socket.
+/// Visitors write each frame at once (no buffer kept per idle visitor); an agent receives every
+/// message of its sites, and with this buffer a burst of queued frames (see `MAX_BURST`) goes
+/// out in one system call at the flush instead of one per frame.
+const AGENT_WRITE_BUFFER: usize = 64 * 1024;
+
+fn upgrade(ws: WebSocketUpgrade, state: &AppState, write_buffer: usize) -> WebSocketUpgrade {
     let hard = state.settings.limits.hard_frame_bytes;
     // Small buffers: axum's defaults cost about 128 KiB per connection.
     ws.read_buffer_size(state.settings.limits.ws_read_buffer_bytes.max(256))
-        .write_buffer_size(0)
-        .max_write_buffer_size(hard.max(64 * 1024) * 4)
+        .write_buffer_size(write_buffer)
+        .max_write_buffer_size((hard.max(64 * 1024) + write_buffer) * 4)
         .max_message_size(hard)
         .max_frame_size(hard)
 }
@@ -62,7 +68,7 @@ pub async fn visitor(
     };
     let state2 = state.clone();
     let tasks = state.tasks.clone();
-    upgrade(ws, &state)
+    upgrade(ws, &state, 0)
         .on_upgrade(move |socket| {
             tasks.track_future(async move {
                 let (reg, rx) = state2
@@ -106,7 +112,7 @@ pub async fn agent(
     };
     let state2 = state.clone();
     let tasks = state.tasks.clone();
-    upgrade(ws, &state)
+    upgrade(ws, &state, AGENT_WRITE_BUFFER)
         .on_upgrade(move |socket| {
             tasks.track_future(async move {
                 let (reg, rx) = state2.hub.register_agent(&ctx);

@@ -81,6 +81,10 @@ impl SqliteStorage {
                 options
                     .clone()
                     .pragma("wal_autocheckpoint", "0")
+                    .pragma(
+                        "cache_size",
+                        format!("-{}", u64::from(settings.sqlite_cache_mib.max(1)) * 1024),
+                    )
                     .pragma("journal_size_limit", (64 * 1024 * 1024).to_string()),
             )
             .await
@@ -99,7 +103,8 @@ impl SqliteStorage {
             .connect_with(options)
             .await?;
         let restart_log = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(checkpoints(checkpointer, restart_log.clone()));
+        let every = Duration::from_millis(settings.checkpoint_interval_ms.max(10));
+        let task = tokio::spawn(checkpoints(checkpointer, every, restart_log.clone()));
         Ok(Self {
             write,
             read,
@@ -131,7 +136,7 @@ impl SqliteStorage {
     }
 }
 
-/// Copies committed pages from the write-ahead log into the database a few times a second, on
+/// Copies committed pages from the write-ahead log into the database `every` (200 ms by default), on
 /// a connection of its own. `PASSIVE` never blocks the writer or readers; a page written many
 /// times between two passes is copied once.
 ///
@@ -142,8 +147,8 @@ impl SqliteStorage {
 /// `RESTART` checkpoint waits for no other writer, and what it copies is what came in since the
 /// last passive pass. (Run here instead, it and the writer wait for each other through
 /// SQLite's busy handler, whose sleeps held commits for 150-200 ms.)
-async fn checkpoints(pool: SqlitePool, restart_log: Arc<AtomicBool>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+async fn checkpoints(pool: SqlitePool, every: Duration, restart_log: Arc<AtomicBool>) {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -262,6 +267,27 @@ fn site_from_row(row: &SqliteRow) -> Site {
     }
 }
 
+/// The writer's connection while `append_all` may hold a transaction open (it begins and commits
+/// with plain SQL, which the pool does not track): if the append is dropped half-way, the
+/// connection is closed rather than handed back mid-transaction. Set to `None` once settled.
+struct OpenTransaction(Option<sqlx::pool::PoolConnection<Sqlite>>);
+
+impl OpenTransaction {
+    fn get(&mut self) -> &mut SqliteConnection {
+        self.0
+            .as_mut()
+            .expect("the connection is held until settled")
+    }
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
 /// Rows for `json_each(?)`.
 fn json<T: serde::Serialize>(rows: &T) -> String {
     serde_json::to_string(rows).expect("batch rows always serialize")
@@ -309,9 +335,9 @@ impl SqliteStorage {
         Ok(Self::conversation_in(&mut conn, id).await?)
     }
 
-    /// Appends a batch inside one transaction with a fixed number of statements, whatever its
-    /// size: every statement is a round trip to SQLite's thread, so statements per batch, not
-    /// per message, is what keeps group commit cheap. The outer error aborts the batch.
+    /// Appends a batch in one transaction, which it begins and commits, with two round trips to
+    /// SQLite's thread whatever the batch size (see below). On the outer error the caller rolls
+    /// back: nothing of the batch is stored.
     async fn append_all(
         conn: &mut SqliteConnection,
         batch: &[AppendRequest],
@@ -319,36 +345,18 @@ impl SqliteStorage {
         let now = now_ms();
         let mut out: Vec<Option<Result<AppendOutcome>>> = batch.iter().map(|_| None).collect();
 
-        // Every batch statement takes its rows as one JSON parameter (`json_each`), so each
-        // has one fixed SQL text: SQLite prepares it once per connection, whatever the batch
-        // size, instead of parsing and planning a new statement for every batch.
+        // The batch travels as one JSON parameter (`json_each(?1, '$.…')`), and its statements
+        // as two fixed SQL texts: one that begins the transaction and reads, one that writes
+        // and commits. SQLite prepares each once per connection whatever the batch size, and a
+        // batch costs two round trips to SQLite's thread instead of one per statement (each a
+        // pair of thread switches, which cost more than the statements themselves).
 
-        // 1. Retries: messages already stored under the same (sender, client_msg_id).
+        // 1. Begin; read the retries (messages already stored under the same sender and
+        //    client_msg_id) and the conversations the batch writes to.
         let keys: Vec<(&str, &str)> = batch
             .iter()
             .filter_map(|r| Some((r.sender.id.as_str(), r.client_msg_id.as_deref()?)))
             .collect();
-        let mut stored: HashMap<(String, String, String), Message> = HashMap::new();
-        if !keys.is_empty() {
-            let rows = sqlx::query(&format!(
-                "SELECT {MSG_COLS_M} FROM json_each(?) AS j JOIN messages m \
-                 ON m.sender_id = j.value ->> 0 AND m.client_msg_id = j.value ->> 1"
-            ))
-            .bind(json(&keys))
-            .fetch_all(&mut *conn)
-            .await?;
-            for row in rows {
-                let m = message_from_row(&row);
-                let key = (
-                    m.sender.kind.as_str().to_owned(),
-                    m.sender.id.clone(),
-                    m.client_msg_id.clone().unwrap_or_default(),
-                );
-                stored.insert(key, m);
-            }
-        }
-
-        // 2. The conversations the batch writes to, read once.
         let mut by_id: Vec<&str> = Vec::new();
         let mut by_visitor: Vec<&str> = Vec::new();
         for r in batch {
@@ -359,33 +367,43 @@ impl SqliteStorage {
                 }
             };
         }
+        let reads = serde_json::json!({"keys": keys, "ids": by_id, "visitors": by_visitor});
+        let rows = sqlx::query(&format!(
+            "BEGIN IMMEDIATE; \
+             SELECT 'stored' AS src, {MSG_COLS_M} FROM json_each(?1, '$.keys') AS j JOIN messages m \
+             ON m.sender_id = j.value ->> 0 AND m.client_msg_id = j.value ->> 1; \
+             SELECT 'id' AS src, {CONV_COLS} FROM conversations \
+             WHERE id IN (SELECT value FROM json_each(?1, '$.ids')); \
+             SELECT 'visitor' AS src, {CONV_COLS} FROM conversations WHERE status <> 'resolved' \
+             AND visitor_id IN (SELECT value FROM json_each(?1, '$.visitors')) ORDER BY created_at"
+        ))
+        .bind(reads.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut stored: HashMap<(String, String, String), Message> = HashMap::new();
         let mut convs: HashMap<String, Conversation> = HashMap::new();
         let mut current: HashMap<String, String> = HashMap::new();
-        if !by_id.is_empty() {
-            let rows = sqlx::query(&format!(
-                "SELECT {CONV_COLS} FROM conversations WHERE id IN (SELECT value FROM json_each(?))"
-            ))
-            .bind(json(&by_id))
-            .fetch_all(&mut *conn)
-            .await?;
-            for row in rows {
-                let c = conversation_from_row(&row);
-                convs.insert(c.id.clone(), c);
-            }
-        }
-        if !by_visitor.is_empty() {
-            let rows = sqlx::query(&format!(
-                "SELECT {CONV_COLS} FROM conversations WHERE status <> 'resolved' \
-                 AND visitor_id IN (SELECT value FROM json_each(?)) ORDER BY created_at"
-            ))
-            .bind(json(&by_visitor))
-            .fetch_all(&mut *conn)
-            .await?;
-            for row in rows {
-                let c = conversation_from_row(&row);
-                // Ordered by creation: the newest open one wins.
-                current.insert(c.visitor_id.clone(), c.id.clone());
-                convs.insert(c.id.clone(), c);
+        for row in &rows {
+            match row.get::<&str, _>("src") {
+                "stored" => {
+                    let m = message_from_row(row);
+                    let key = (
+                        m.sender.kind.as_str().to_owned(),
+                        m.sender.id.clone(),
+                        m.client_msg_id.clone().unwrap_or_default(),
+                    );
+                    stored.insert(key, m);
+                }
+                "visitor" => {
+                    let c = conversation_from_row(row);
+                    // Ordered by creation: the newest open one wins.
+                    current.insert(c.visitor_id.clone(), c.id.clone());
+                    convs.insert(c.id.clone(), c);
+                }
+                _ => {
+                    let c = conversation_from_row(row);
+                    convs.insert(c.id.clone(), c);
+                }
             }
         }
 
@@ -516,70 +534,56 @@ impl SqliteStorage {
             rows.push((i, message));
         }
 
-        // 4. New conversations, new messages, new last_seq: one statement each.
-        if !opened.is_empty() {
-            let rows: Vec<_> = opened
-                .iter()
-                .map(|id| {
-                    let c = &convs[id];
-                    (
-                        &c.id,
-                        &c.site_id,
-                        &c.visitor_id,
-                        &c.assignee_id,
-                        c.status.as_str(),
-                    )
-                })
-                .collect();
-            sqlx::query(
-                "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 4, value ->> 3, 0, ?1, ?1 FROM json_each(?2)",
-            )
-            .bind(now)
-            .bind(json(&rows))
-            .execute(&mut *conn)
-            .await?;
-        }
-        if !rows.is_empty() {
-            let data: Vec<_> = rows
-                .iter()
-                .map(|(_, m)| {
-                    (
-                        &m.id,
-                        &m.conversation_id,
-                        m.seq,
-                        m.sender.kind.as_str(),
-                        &m.sender.id,
-                        &m.sender.name,
-                        &m.body,
-                        m.private as i64,
-                        &m.client_msg_id,
-                        (!m.quick_replies.is_empty()).then(|| json(&m.quick_replies)),
-                        m.meta.as_ref().map(json),
-                    )
-                })
-                .collect();
-            sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at, quick_replies, meta) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, ?1, value ->> 9, value ->> 10 \
-                 FROM json_each(?2)",
-            )
-            .bind(now)
-            .bind(json(&data))
-            .execute(&mut *conn)
-            .await?;
-        }
-        if !touched.is_empty() {
-            let data: Vec<_> = touched.iter().map(|id| (id, convs[id].last_seq)).collect();
-            sqlx::query(
-                "UPDATE conversations SET last_seq = j.value ->> 1, updated_at = ?1 \
-                 FROM json_each(?2) AS j WHERE conversations.id = j.value ->> 0",
-            )
-            .bind(now)
-            .bind(json(&data))
-            .execute(&mut *conn)
-            .await?;
-        }
+        // 2. New conversations, new messages, new last_seq; commit.
+        let new_convs: Vec<_> = opened
+            .iter()
+            .map(|id| {
+                let c = &convs[id];
+                (
+                    &c.id,
+                    &c.site_id,
+                    &c.visitor_id,
+                    &c.assignee_id,
+                    c.status.as_str(),
+                )
+            })
+            .collect();
+        let new_msgs: Vec<_> = rows
+            .iter()
+            .map(|(_, m)| {
+                (
+                    &m.id,
+                    &m.conversation_id,
+                    m.seq,
+                    m.sender.kind.as_str(),
+                    &m.sender.id,
+                    &m.sender.name,
+                    &m.body,
+                    m.private as i64,
+                    &m.client_msg_id,
+                    (!m.quick_replies.is_empty()).then(|| json(&m.quick_replies)),
+                    m.meta.as_ref().map(json),
+                )
+            })
+            .collect();
+        let last_seqs: Vec<_> = touched.iter().map(|id| (id, convs[id].last_seq)).collect();
+        let writes = serde_json::json!({
+            "now": now, "conversations": new_convs, "messages": new_msgs, "last_seq": last_seqs,
+        });
+        sqlx::query(
+            "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 4, value ->> 3, 0, ?1 ->> '$.now', ?1 ->> '$.now' \
+             FROM json_each(?1, '$.conversations'); \
+             INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at, quick_replies, meta) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, ?1 ->> '$.now', value ->> 9, value ->> 10 \
+             FROM json_each(?1, '$.messages'); \
+             UPDATE conversations SET last_seq = j.value ->> 1, updated_at = ?1 ->> '$.now' \
+             FROM json_each(?1, '$.last_seq') AS j WHERE conversations.id = j.value ->> 0; \
+             COMMIT",
+        )
+        .bind(writes.to_string())
+        .execute(&mut *conn)
+        .await?;
 
         let opened: HashSet<String> = opened.into_iter().collect();
         let mut first_of: HashSet<String> = HashSet::new();
@@ -1128,9 +1132,23 @@ impl Storage for SqliteStorage {
     }
 
     async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<AppendOutcome>>> {
-        let mut tx = self.begin_write().await?;
-        let out = Self::append_all(&mut tx, batch).await?;
-        tx.commit().await?;
+        let mut conn = OpenTransaction(Some(self.write.acquire().await?));
+        let out = match Self::append_all(conn.get(), batch).await {
+            Ok(out) => out,
+            Err(e) => {
+                // The transaction may be open (a statement after BEGIN failed) or not; if it
+                // cannot be rolled back here, closing the connection does it.
+                let settled = match sqlx::query("ROLLBACK").execute(conn.get()).await {
+                    Ok(_) => true,
+                    Err(e) => e.to_string().contains("no transaction is active"),
+                };
+                if settled {
+                    conn.0 = None;
+                }
+                return Err(e.into());
+            }
+        };
+        conn.0 = None;
         if self.restart_log.swap(false, Ordering::Relaxed)
             && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
                 .execute(&self.write)
