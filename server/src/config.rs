@@ -40,11 +40,11 @@ pub struct StorageSettings {
     /// When more than one message is waiting for a commit, wait this long (µs) for more to
     /// join it: fewer, larger commits under load; a message arriving alone commits at once.
     pub commit_delay_us: u64,
-    /// SQLite: page cache of the writing connection (MiB). The pages a commit rewrites (each
-    /// conversation's row and index tails) stay in memory instead of being read back.
+    /// SQLite: page cache of the writing connection (MiB; SQLite's own default is about 2).
+    /// More keeps more conversations' rows and index tails in memory on large databases.
     pub sqlite_cache_mib: u32,
     /// SQLite: how often committed pages are copied from the write-ahead log into the database
-    /// (ms). A page rewritten many times in between is copied once.
+    /// (ms, at least 10). A page rewritten many times in between is copied once.
     pub checkpoint_interval_ms: u64,
 }
 
@@ -146,7 +146,7 @@ impl Default for StorageSettings {
             sqlite_synchronous: "full".into(),
             max_batch: 512,
             commit_delay_us: 1000,
-            sqlite_cache_mib: 64,
+            sqlite_cache_mib: 2,
             checkpoint_interval_ms: 200,
         }
     }

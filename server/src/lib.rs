@@ -222,9 +222,9 @@ pub async fn launch(
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
-/// future is first polled: a SIGTERM that arrives right after start-up (a process manager
-/// stopping a service it just started) is a graceful stop, not the default signal death.
+/// Resolves on SIGTERM or Ctrl-C. On Unix the handlers are installed when this is called, not
+/// when the future is first polled: a SIGTERM that arrives right after start-up (a process
+/// manager stopping a service it just started) is a graceful stop, not the default signal death.
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let (mut term, mut int) = {

@@ -288,7 +288,7 @@ impl Drop for OpenTransaction {
     }
 }
 
-/// Rows for `json_each(?)`.
+/// A value as JSON text: batch rows for `json_each`, and the JSON columns.
 fn json<T: serde::Serialize>(rows: &T) -> String {
     serde_json::to_string(rows).expect("batch rows always serialize")
 }
@@ -407,7 +407,7 @@ impl SqliteStorage {
             }
         }
 
-        // 3. Sequence numbers, in batch order; conversations opened where needed.
+        // 2. Sequence numbers, in batch order; conversations opened where needed.
         let mut opened: Vec<String> = Vec::new();
         let mut touched: Vec<String> = Vec::new();
         let mut rows: Vec<(usize, Message)> = Vec::new();
@@ -534,7 +534,9 @@ impl SqliteStorage {
             rows.push((i, message));
         }
 
-        // 2. New conversations, new messages, new last_seq; commit.
+        // 3. New conversations, new messages, new last_seq; commit. The messages (the bulk of
+        //    the batch, with their bodies) are a parameter of their own, so that only the
+        //    statement that inserts them parses them.
         let new_convs: Vec<_> = opened
             .iter()
             .map(|id| {
@@ -568,7 +570,7 @@ impl SqliteStorage {
             .collect();
         let last_seqs: Vec<_> = touched.iter().map(|id| (id, convs[id].last_seq)).collect();
         let writes = serde_json::json!({
-            "now": now, "conversations": new_convs, "messages": new_msgs, "last_seq": last_seqs,
+            "now": now, "conversations": new_convs, "last_seq": last_seqs,
         });
         sqlx::query(
             "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) \
@@ -576,12 +578,13 @@ impl SqliteStorage {
              FROM json_each(?1, '$.conversations'); \
              INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at, quick_replies, meta) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, ?1 ->> '$.now', value ->> 9, value ->> 10 \
-             FROM json_each(?1, '$.messages'); \
+             FROM json_each(?2); \
              UPDATE conversations SET last_seq = j.value ->> 1, updated_at = ?1 ->> '$.now' \
              FROM json_each(?1, '$.last_seq') AS j WHERE conversations.id = j.value ->> 0; \
              COMMIT",
         )
         .bind(writes.to_string())
+        .bind(json(&new_msgs))
         .execute(&mut *conn)
         .await?;
 
@@ -1140,7 +1143,11 @@ impl Storage for SqliteStorage {
                 // cannot be rolled back here, closing the connection does it.
                 let settled = match sqlx::query("ROLLBACK").execute(conn.get()).await {
                     Ok(_) => true,
-                    Err(e) => e.to_string().contains("no transaction is active"),
+                    Err(e) if e.to_string().contains("no transaction is active") => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "rolling back a failed batch failed; closing the writer's connection (a new one opens)");
+                        false
+                    }
                 };
                 if settled {
                     conn.0 = None;
