@@ -193,6 +193,8 @@ struct LangIndex {
     /// n-gram → (variant, weight of the n-gram in the variant's unit vector).
     ngrams: HashMap<String, Vec<(u32, f32)>>,
     ngram_df: HashMap<String, u32>,
+    /// Repairs typos in messages before they are scored (not for Chinese).
+    speller: text::Speller,
 }
 
 impl LangIndex {
@@ -300,6 +302,8 @@ struct Collect {
     grams: Vec<Vec<String>>,
     topics: Vec<(usize, Vec<String>)>,
     pairs: Vec<usize>,
+    /// Every question variant as indexed (for the speller's vocabulary).
+    questions: Vec<String>,
 }
 
 /// One pack's share of a language: its synonyms and the range of its pairs.
@@ -336,7 +340,9 @@ fn collect_language(
                 topic.extend(terms.iter().cloned());
                 c.variants.push((pi, terms));
                 c.variant_pair.push(local);
-                c.grams.push(text::char_ngrams(family, &entities::strip(q)));
+                let clean = entities::strip(q);
+                c.grams.push(text::char_ngrams(family, &clean));
+                c.questions.push(clean.into_owned());
             }
             if family != Family::Zh {
                 topic.extend(terms_of(&id_words(&qa.id)));
@@ -366,6 +372,11 @@ fn index_language(
         pairs: c.pairs,
         ngrams: HashMap::default(),
         ngram_df: HashMap::default(),
+        speller: if family == Family::Zh {
+            text::Speller::default()
+        } else {
+            text::Speller::new(c.questions.iter().map(String::as_str))
+        },
     };
     for grams in &c.grams {
         for g in tf_counts(grams).into_keys() {
@@ -535,6 +546,8 @@ impl RetrievalEngine {
     fn search_lang(&self, index: &LangIndex, active: &[bool], message: &str, k: usize) -> Search {
         let tune = &self.tuning;
         let family = index.family;
+        let fixed = index.speller.fix(message);
+        let message: &str = &fixed;
         let base = text::tokenize(family, message);
         let nvar = index.variant_pair.len();
         let npairs = index.pairs.len();
@@ -888,6 +901,16 @@ mod tests {
             let r = e.respond_to(&i);
             assert!(r.handoff);
         }
+    }
+
+    #[test]
+    fn a_typo_is_repaired_before_scoring() {
+        let e = engine();
+        let clean = e.search(&[], "When is my refund paid", 2);
+        let typo = e.search(&[], "When is my refnud paid", 2);
+        assert_eq!(e.pair_at(typo.hits[0].pair).qa.id, "shop.refund-time");
+        assert_eq!(typo.hits[0].score, clean.hits[0].score, "{typo:?}");
+        assert_eq!(typo.confidence, clean.confidence);
     }
 
     #[test]

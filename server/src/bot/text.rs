@@ -194,6 +194,136 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
+/// Spelling repair for words the corpus never uses (English and other alphabetic languages;
+/// Chinese typos are homophones, which this does not address). A word of at least
+/// [`Speller::MIN_CHARS`] letters that no question contains, and that is one edit (a letter
+/// inserted, deleted, replaced, or two neighbours swapped) from words that questions do contain,
+/// becomes the most frequent of those. Without it one typo costs a message most of its score:
+/// an unknown word carries the highest idf in BM25's normalization and unknown character
+/// n-grams in the cosine's. Lookups go through every one-letter deletion of the known words
+/// (the SymSpell idea), so a repair costs a handful of hash lookups, not a vocabulary scan.
+#[derive(Debug, Default)]
+pub struct Speller {
+    /// Known words (lowercase) and how many question variants use them.
+    counts: HashMap<String, u32>,
+    /// A known word, and each of its one-letter deletions → the known words it comes from.
+    deletes: HashMap<String, Vec<u32>>,
+    words: Vec<String>,
+}
+
+impl Speller {
+    pub const MIN_CHARS: usize = 5;
+
+    pub fn new<'a>(questions: impl IntoIterator<Item = &'a str>) -> Speller {
+        let mut sp = Speller::default();
+        for q in questions {
+            let mut seen = HashSet::new();
+            for w in words(q) {
+                let w = w.to_lowercase();
+                if seen.insert(w.clone()) {
+                    *sp.counts.entry(w).or_insert(0) += 1;
+                }
+            }
+        }
+        let mut words: Vec<&String> = sp.counts.keys().filter(|w| Self::eligible(w)).collect();
+        words.sort();
+        for w in words {
+            let i = sp.words.len() as u32;
+            sp.words.push(w.clone());
+            for d in std::iter::once(w.clone()).chain(deletions(w)) {
+                let list = sp.deletes.entry(d).or_default();
+                if list.last() != Some(&i) {
+                    list.push(i);
+                }
+            }
+        }
+        sp
+    }
+
+    fn eligible(w: &str) -> bool {
+        w.chars().count() >= Self::MIN_CHARS && w.chars().all(char::is_alphabetic)
+    }
+
+    /// The known word `word` (lowercase) most likely stands for, if it is unknown and one edit
+    /// from known ones.
+    pub fn repair(&self, word: &str) -> Option<&str> {
+        if self.words.is_empty() || !Self::eligible(word) || self.counts.contains_key(word) {
+            return None;
+        }
+        let mut best: Option<(u32, &str)> = None;
+        for key in std::iter::once(word.to_owned()).chain(deletions(word)) {
+            for &i in self.deletes.get(&key).into_iter().flatten() {
+                let cand = self.words[i as usize].as_str();
+                if !one_edit(word, cand) {
+                    continue;
+                }
+                let n = self.counts[cand];
+                if best.is_none_or(|(bn, bw)| n > bn || (n == bn && cand < bw)) {
+                    best = Some((n, cand));
+                }
+            }
+        }
+        best.map(|(_, w)| w)
+    }
+
+    /// `text` with every repairable word replaced by its repair (lowercase); other text as is.
+    pub fn fix<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        if self.words.is_empty() {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut out = String::new();
+        let mut done = 0;
+        for w in words(text) {
+            let lower = w.to_lowercase();
+            if let Some(fixed) = self.repair(&lower) {
+                let at = w.as_ptr() as usize - text.as_ptr() as usize;
+                out.push_str(&text[done..at]);
+                out.push_str(fixed);
+                done = at + w.len();
+            }
+        }
+        if done == 0 {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        out.push_str(&text[done..]);
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+/// `w` with one character removed, at each position.
+fn deletions(w: &str) -> impl Iterator<Item = String> + '_ {
+    w.char_indices()
+        .map(move |(i, c)| format!("{}{}", &w[..i], &w[i + c.len_utf8()..]))
+}
+
+/// Whether `a` and `b` differ by exactly one insertion, deletion, substitution or swap of two
+/// neighbouring characters.
+fn one_edit(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    match long.len() - short.len() {
+        0 => {
+            let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+            match diff.as_slice() {
+                [_] => true,
+                [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
+                _ => false,
+            }
+        }
+        1 => {
+            let p = (0..short.len())
+                .find(|&i| short[i] != long[i])
+                .unwrap_or(short.len());
+            short[p..] == long[p + 1..]
+        }
+        _ => false,
+    }
+}
+
 /// Tokens of `text`: jieba words for Chinese (and stemmed English words inside it), stemmed
 /// lowercase words for English. Punctuation is dropped; stop words are flagged.
 pub fn tokenize(family: Family, text: &str) -> Vec<Token> {
@@ -387,6 +517,33 @@ pub fn char_ngrams(family: Family, text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repairs_one_typo_into_a_known_word() {
+        let sp = Speller::new([
+            "Where is my parcel?",
+            "Track my parcel please",
+            "Can I pay through PayPal?",
+            "Can I pay with a parcel locker",
+        ]);
+        assert_eq!(sp.repair("pracel"), Some("parcel"), "swapped neighbours");
+        assert_eq!(sp.repair("parcell"), Some("parcel"), "a letter too many");
+        assert_eq!(sp.repair("parel"), Some("parcel"), "a letter missing");
+        assert_eq!(sp.repair("parcol"), Some("parcel"), "a letter replaced");
+        assert_eq!(sp.repair("thorugh"), Some("through"));
+        assert_eq!(sp.repair("parcel"), None, "known words stay");
+        assert_eq!(
+            sp.repair("mortgage"),
+            None,
+            "two or more edits from everything"
+        );
+        assert_eq!(sp.repair("pey"), None, "short words are left alone");
+        assert_eq!(
+            sp.fix("Wher is my pracel, sent thorugh the post?"),
+            "Wher is my parcel, sent through the post?"
+        );
+        assert!(matches!(sp.fix("my parcel"), std::borrow::Cow::Borrowed(_)));
+    }
 
     fn texts(toks: &[Token]) -> Vec<&str> {
         toks.iter()
