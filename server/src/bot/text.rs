@@ -212,7 +212,7 @@ pub struct Speller {
 }
 
 impl Speller {
-    pub const MIN_CHARS: usize = 5;
+    pub const MIN_CHARS: usize = 3;
 
     pub fn new<'a>(questions: impl IntoIterator<Item = &'a str>) -> Speller {
         let mut sp = Speller::default();
@@ -537,10 +537,11 @@ mod tests {
             None,
             "two or more edits from everything"
         );
-        assert_eq!(sp.repair("pey"), None, "short words are left alone");
+        assert_eq!(sp.repair("pey"), Some("pay"));
+        assert_eq!(sp.repair("py"), None, "two letters are too few to tell");
         assert_eq!(
             sp.fix("Wher is my pracel, sent thorugh the post?"),
-            "Wher is my parcel, sent through the post?"
+            "where is my parcel, sent through the post?"
         );
         assert!(matches!(sp.fix("my parcel"), std::borrow::Cow::Borrowed(_)));
     }
