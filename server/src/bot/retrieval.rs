@@ -193,8 +193,10 @@ struct LangIndex {
     /// n-gram → (variant, weight of the n-gram in the variant's unit vector).
     ngrams: HashMap<String, Vec<(u32, f32)>>,
     ngram_df: HashMap<String, u32>,
-    /// Repairs typos in messages before they are scored (not for Chinese).
+    /// Repairs typos in messages before they are scored: spelling (not for Chinese) and
+    /// homophones (Chinese).
     speller: text::Speller,
+    homophones: text::Homophones,
 }
 
 impl LangIndex {
@@ -377,6 +379,11 @@ fn index_language(
         } else {
             text::Speller::new(c.questions.iter().map(String::as_str))
         },
+        homophones: if family == Family::Zh {
+            text::Homophones::new(c.questions.iter().map(String::as_str))
+        } else {
+            text::Homophones::default()
+        },
     };
     for grams in &c.grams {
         for g in tf_counts(grams).into_keys() {
@@ -543,11 +550,29 @@ impl RetrievalEngine {
     }
 
     /// Scores one language; `active` holds the pack indices to consider.
+    ///
+    /// A message with likely typos (see [`text::Speller`], [`text::Homophones`]) is also scored
+    /// as repaired, and the repair kept only if it matches better: an unseen but correct
+    /// phrasing is not rewritten into a different question.
     fn search_lang(&self, index: &LangIndex, active: &[bool], message: &str, k: usize) -> Search {
+        let spelled = index.speller.fix(message);
+        let repaired = index.homophones.fix(&spelled);
+        let found = self.search_text(index, active, message, k);
+        if repaired == message {
+            return found;
+        }
+        let other = self.search_text(index, active, &repaired, k);
+        if other.confidence > found.confidence {
+            other
+        } else {
+            found
+        }
+    }
+
+    /// [`RetrievalEngine::search_lang`] for `message` exactly as given.
+    fn search_text(&self, index: &LangIndex, active: &[bool], message: &str, k: usize) -> Search {
         let tune = &self.tuning;
         let family = index.family;
-        let fixed = index.speller.fix(message);
-        let message: &str = &fixed;
         let base = text::tokenize(family, message);
         let nvar = index.variant_pair.len();
         let npairs = index.pairs.len();
@@ -911,6 +936,11 @@ mod tests {
         assert_eq!(e.pair_at(typo.hits[0].pair).qa.id, "shop.refund-time");
         assert_eq!(typo.hits[0].score, clean.hits[0].score, "{typo:?}");
         assert_eq!(typo.confidence, clean.confidence);
+        // A homophone, as a pinyin input method would slip: 宽 (kuan) for 款 (kuan).
+        let clean = e.search(&[], "退款多久到账", 2);
+        let typo = e.search(&[], "退宽多久到账", 2);
+        assert_eq!(e.pair_at(typo.hits[0].pair).qa.id, "shop.refund-time");
+        assert_eq!(typo.confidence, clean.confidence, "{typo:?}");
     }
 
     #[test]

@@ -324,6 +324,106 @@ fn one_edit(a: &str, b: &str) -> bool {
     }
 }
 
+/// Homophone repair for Chinese. Pinyin input methods make typos of the same sound (流程是 typed
+/// as 流程市), and one wrong character costs a message two unknown bigrams and often its word:
+/// with one character per question swapped for a homophone, accuracy fell from 0.754 to 0.446.
+/// A character that forms a bigram no question contains is replaced by the homophone (same
+/// toneless pinyin, among the characters the questions use) that makes the most of its two
+/// bigrams known, ties going to the more frequent bigrams; if none does better, it stays.
+#[derive(Debug, Default)]
+pub struct Homophones {
+    /// Bigrams of adjacent Chinese characters in the questions, and how often they occur.
+    bigrams: HashMap<(char, char), u32>,
+    /// Toneless pinyin → the characters the questions use that sound so.
+    by_sound: HashMap<&'static str, Vec<char>>,
+}
+
+impl Homophones {
+    pub fn new<'a>(questions: impl IntoIterator<Item = &'a str>) -> Homophones {
+        use pinyin::ToPinyin;
+        let mut h = Homophones::default();
+        let mut seen = HashSet::new();
+        for q in questions {
+            let chars: Vec<char> = q.chars().collect();
+            for w in chars.windows(2) {
+                if is_cjk(w[0]) && is_cjk(w[1]) {
+                    *h.bigrams.entry((w[0], w[1])).or_insert(0) += 1;
+                }
+            }
+            for &c in &chars {
+                if is_cjk(c)
+                    && seen.insert(c)
+                    && let Some(p) = c.to_pinyin()
+                {
+                    h.by_sound.entry(p.plain()).or_default().push(c);
+                }
+            }
+        }
+        for list in h.by_sound.values_mut() {
+            list.sort_unstable();
+        }
+        h
+    }
+
+    fn count(&self, a: Option<char>, b: Option<char>) -> (u32, u32) {
+        match (a, b) {
+            (Some(a), Some(b)) if is_cjk(a) && is_cjk(b) => match self.bigrams.get(&(a, b)) {
+                Some(&n) => (1, n),
+                None => (0, 0),
+            },
+            _ => (0, 0),
+        }
+    }
+
+    /// `text` with its likely homophone typos repaired; as is when there are none.
+    pub fn fix<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        use pinyin::ToPinyin;
+        if self.bigrams.is_empty() || !text.chars().any(is_cjk) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut chars: Vec<char> = text.chars().collect();
+        let mut changed = false;
+        for i in 0..chars.len() {
+            let c = chars[i];
+            if !is_cjk(c) {
+                continue;
+            }
+            let left = i.checked_sub(1).map(|j| chars[j]);
+            let right = chars.get(i + 1).copied();
+            let score = |x: char| {
+                let (k1, n1) = self.count(left, Some(x));
+                let (k2, n2) = self.count(Some(x), right);
+                (k1 + k2, n1 + n2)
+            };
+            let here = score(c);
+            let both_sides =
+                usize::from(left.is_some_and(is_cjk)) + usize::from(right.is_some_and(is_cjk));
+            if here.0 as usize == both_sides {
+                continue; // every bigram it is part of is known
+            }
+            let Some(sound) = c.to_pinyin().map(|p| p.plain()) else {
+                continue;
+            };
+            let mut best = (here, c);
+            for &x in self.by_sound.get(sound).into_iter().flatten() {
+                let s = score(x);
+                if s.0 > best.0.0 || (s.0 == best.0.0 && s.0 > here.0 && s.1 > best.0.1) {
+                    best = (s, x);
+                }
+            }
+            if best.1 != c {
+                chars[i] = best.1;
+                changed = true;
+            }
+        }
+        if changed {
+            std::borrow::Cow::Owned(chars.into_iter().collect())
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        }
+    }
+}
+
 /// Tokens of `text`: jieba words for Chinese (and stemmed English words inside it), stemmed
 /// lowercase words for English. Punctuation is dropped; stop words are flagged.
 pub fn tokenize(family: Family, text: &str) -> Vec<Token> {
@@ -517,6 +617,20 @@ pub fn char_ngrams(family: Family, text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repairs_a_homophone_typo_in_chinese() {
+        let h = Homophones::new(["下单流程是什么", "流程是啥", "退款多久到账", "城市配送"]);
+        assert_eq!(
+            h.fix("流程市啥"),
+            "流程是啥",
+            "市 (shi) where 是 (shi) was meant"
+        );
+        assert_eq!(h.fix("推款多久到账"), "退款多久到账");
+        assert_eq!(h.fix("城市配送"), "城市配送", "known bigrams stay");
+        assert!(matches!(h.fix("退款多久"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(h.fix("refund"), std::borrow::Cow::Borrowed(_)));
+    }
 
     #[test]
     fn repairs_one_typo_into_a_known_word() {
