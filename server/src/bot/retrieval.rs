@@ -555,6 +555,13 @@ impl RetrievalEngine {
     /// as repaired, and the repair kept only if it matches better: an unseen but correct
     /// phrasing is not rewritten into a different question.
     fn search_lang(&self, index: &LangIndex, active: &[bool], message: &str, k: usize) -> Search {
+        let simple;
+        let message = if index.family == Family::Zh {
+            simple = text::simplified(message);
+            &*simple
+        } else {
+            message
+        };
         let spelled = index.speller.fix(message);
         let repaired = index.homophones.fix(&spelled);
         let found = self.search_text(index, active, message, k);
@@ -941,6 +948,9 @@ mod tests {
         let typo = e.search(&[], "退宽多久到账", 2);
         assert_eq!(e.pair_at(typo.hits[0].pair).qa.id, "shop.refund-time");
         assert_eq!(typo.confidence, clean.confidence, "{typo:?}");
+        // Traditional characters read as simplified: 賬 for 账.
+        let traditional = e.search(&[], "退款多久到賬", 2);
+        assert_eq!(traditional.confidence, clean.confidence, "{traditional:?}");
     }
 
     #[test]

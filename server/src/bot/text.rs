@@ -324,6 +324,19 @@ fn one_edit(a: &str, b: &str) -> bool {
     }
 }
 
+/// Chinese written in traditional characters (Hong Kong, Taiwan, overseas), in simplified ones:
+/// the corpus is simplified, and a traditional message otherwise shares few words and n-grams
+/// with it (0.754 -> 0.633 on the Chinese evaluation questions converted to traditional).
+pub fn simplified(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(is_cjk) {
+        let s = fast2s::convert(text);
+        if s != text {
+            return std::borrow::Cow::Owned(s);
+        }
+    }
+    std::borrow::Cow::Borrowed(text)
+}
+
 /// Homophone repair for Chinese. Pinyin input methods make typos of the same sound (流程是 typed
 /// as 流程市), and one wrong character costs a message two unknown bigrams and often its word:
 /// with one character per question swapped for a homophone, accuracy fell from 0.754 to 0.446.
@@ -617,6 +630,19 @@ pub fn char_ngrams(family: Family, text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traditional_chinese_reads_as_simplified() {
+        assert_eq!(simplified("退貨運費誰出"), "退货运费谁出");
+        assert!(matches!(
+            simplified("退货运费"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            simplified("refund"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn repairs_a_homophone_typo_in_chinese() {
