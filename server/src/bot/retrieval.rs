@@ -207,6 +207,13 @@ impl LangIndex {
     }
 }
 
+/// Most trailing clauses of one message scored on their own (each costs two searches).
+const MAX_TAILS: usize = 2;
+
+/// The pack whose pairs include greetings and "I have a question": a message's opening
+/// clauses that match it can be dropped (see [`RetrievalEngine::search`]).
+const SMALL_TALK_PACK: &str = "general";
+
 /// A scored candidate pair.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -669,7 +676,43 @@ impl RetrievalEngine {
     /// The `k` best pairs for `message` among the packs in `packs` (all when empty). The
     /// message's language is detected; if that language has no pairs or nothing matches, the
     /// other languages are searched and the best result kept.
+    ///
+    /// A message of several clauses is also scored without its first ones, and the most
+    /// confident reading kept: visitors open with greetings and preambles ("Hello there, I have
+    /// a quick question for you: …") whose words otherwise drown the question.
     pub fn search(&self, packs: &[String], message: &str, k: usize) -> Search {
+        let mut best = self.search_whole(packs, message, k);
+        for (head, tail) in text::trailing_clauses(message, MAX_TAILS) {
+            // Only a head that is itself small talk (a greeting, "I have a question") is
+            // dropped: one that says something may be what makes the message out of scope.
+            let h = self.search_whole(packs, head, 1);
+            let small_talk = h.confidence >= 0.5
+                && h.hits.first().is_some_and(|hit| {
+                    let pair = self.pair_at(hit.pair);
+                    !pair.qa.decline && self.pack_name(hit.pair) == Some(SMALL_TALK_PACK)
+                });
+            if !small_talk {
+                continue;
+            }
+            let s = self.search_whole(packs, tail, k);
+            if s.confidence > best.confidence {
+                best = s;
+            }
+        }
+        best
+    }
+
+    /// The name of the pack of the pair a [`Hit`] names.
+    fn pack_name(&self, i: usize) -> Option<&str> {
+        let (engine, pair) = match &self.shared {
+            Some(s) if i < s.pairs.len() => (&**s, &s.pairs[i]),
+            _ => (self, &self.pairs[i - self.own_offset()]),
+        };
+        engine.packs.get(pair.pack).map(String::as_str)
+    }
+
+    /// [`RetrievalEngine::search`] for the message as a whole.
+    fn search_whole(&self, packs: &[String], message: &str, k: usize) -> Search {
         let Some(shared) = &self.shared else {
             return self.search_own(packs, message, k);
         };
@@ -953,6 +996,56 @@ mod tests {
         assert_eq!(traditional.confidence, clean.confidence, "{traditional:?}");
     }
 
+    fn english_pack(name: &str, qa: Vec<QaPair>) -> Pack {
+        Pack {
+            name: name.into(),
+            version: "1".into(),
+            title: BTreeMap::new(),
+            description: String::new(),
+            languages: vec![PackLang {
+                lang: "en".into(),
+                synonyms: vec![],
+                qa,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_small_talk_opening_does_not_drown_the_question() {
+        let shop = engine();
+        let general = vec![
+            qa(
+                "general.greeting",
+                &["hello there", "hi", "good morning"],
+                "Hi!",
+            ),
+            qa(
+                "general.i-have-a-question",
+                &["I have a quick question for you", "can I ask you something"],
+                "Sure, go ahead.",
+            ),
+        ];
+        let own: Vec<QaPair> = shop
+            .pairs
+            .iter()
+            .filter(|p| p.lang == "en")
+            .map(|p| p.qa.clone())
+            .collect();
+        let packs = vec![english_pack("general", general), english_pack("shop", own)];
+        let e = RetrievalEngine::load(packs);
+        let plain = e.search(&[], "how long does a refund take", 2);
+        let opened = e.search(
+            &[],
+            "Hello there, I have a quick question for you: how long does a refund take",
+            2,
+        );
+        assert_eq!(e.pair_at(opened.hits[0].pair).qa.id, "shop.refund-time");
+        assert_eq!(opened.confidence, plain.confidence, "{opened:?}");
+        // A head that says something is kept: the whole message is scored as it is.
+        let whole = e.search(&[], "my cat ate the box, how long does a refund take", 2);
+        assert!(whole.confidence < plain.confidence, "{whole:?}");
+    }
+
     #[test]
     fn a_rare_word_the_pair_never_uses_lowers_confidence() {
         let e = engine();
@@ -995,21 +1088,14 @@ mod tests {
     #[test]
     fn a_layered_engine_answers_from_its_own_pairs_and_the_shared_ones() {
         let shared = Arc::new(engine());
-        let own = Pack {
-            name: "site".into(),
-            version: "1".into(),
-            title: BTreeMap::new(),
-            description: String::new(),
-            languages: vec![PackLang {
-                lang: "en".into(),
-                synonyms: vec![],
-                qa: vec![qa(
-                    "site.gift-wrap",
-                    &["Do you gift wrap?", "can you wrap my present"],
-                    "Gift wrapping is free.",
-                )],
-            }],
-        };
+        let own = english_pack(
+            "site",
+            vec![qa(
+                "site.gift-wrap",
+                &["Do you gift wrap?", "can you wrap my present"],
+                "Gift wrapping is free.",
+            )],
+        );
         let e = RetrievalEngine::layered(
             shared.clone(),
             vec![own],
