@@ -160,16 +160,14 @@ impl Bm25 {
                 continue;
             };
             let idf = self.idf(t);
-            let w = idf / self_score;
+            let (w, share) = (idf / self_score, idf / idf_sum);
             for &(d, tf) in list {
                 let tf = tf as f32;
                 let len = self.lens[d as usize] as f32;
                 acc[d as usize] +=
                     w * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / self.avgdl));
-            }
-            if let Some(cov) = coverage.as_deref_mut() {
-                for &(d, _) in list {
-                    cov[d as usize] += idf / idf_sum;
+                if let Some(cov) = coverage.as_deref_mut() {
+                    cov[d as usize] += share;
                 }
             }
         }
@@ -193,10 +191,8 @@ struct LangIndex {
     /// n-gram → (variant, weight of the n-gram in the variant's unit vector).
     ngrams: HashMap<String, Vec<(u32, f32)>>,
     ngram_df: HashMap<String, u32>,
-    /// Repairs typos in messages before they are scored: spelling (not for Chinese) and
-    /// homophones (Chinese).
-    speller: text::Speller,
-    homophones: text::Homophones,
+    /// Repairs typos in messages before they are scored (spelling, or homophones in Chinese).
+    repair: text::Repair,
 }
 
 impl LangIndex {
@@ -381,16 +377,7 @@ fn index_language(
         pairs: c.pairs,
         ngrams: HashMap::default(),
         ngram_df: HashMap::default(),
-        speller: if family == Family::Zh {
-            text::Speller::default()
-        } else {
-            text::Speller::new(c.questions.iter().map(String::as_str))
-        },
-        homophones: if family == Family::Zh {
-            text::Homophones::new(c.questions.iter().map(String::as_str))
-        } else {
-            text::Homophones::default()
-        },
+        repair: text::Repair::new(family, c.questions.iter().map(String::as_str)),
     };
     for grams in &c.grams {
         for g in tf_counts(grams).into_keys() {
@@ -508,9 +495,14 @@ impl RetrievalEngine {
 
     /// The pair a [`Hit`] names.
     pub fn pair_at(&self, i: usize) -> &Pair {
+        self.locate(i).1
+    }
+
+    /// The engine (shared or own) that holds pair `i`, and the pair.
+    fn locate(&self, i: usize) -> (&RetrievalEngine, &Pair) {
         match &self.shared {
-            Some(s) if i < s.pairs.len() => &s.pairs[i],
-            _ => &self.pairs[i - self.own_offset()],
+            Some(s) if i < s.pairs.len() => (s, &s.pairs[i]),
+            _ => (self, &self.pairs[i - self.own_offset()]),
         }
     }
 
@@ -558,19 +550,13 @@ impl RetrievalEngine {
 
     /// Scores one language; `active` holds the pack indices to consider.
     ///
-    /// A message with likely typos (see [`text::Speller`], [`text::Homophones`]) is also scored
+    /// A message with likely typos (see [`text::Repair`]) is also scored
     /// as repaired, and the repair kept only if it matches better: an unseen but correct
     /// phrasing is not rewritten into a different question.
     fn search_lang(&self, index: &LangIndex, active: &[bool], message: &str, k: usize) -> Search {
-        let simple;
-        let message = if index.family == Family::Zh {
-            simple = text::simplified(message);
-            &*simple
-        } else {
-            message
-        };
-        let spelled = index.speller.fix(message);
-        let repaired = index.homophones.fix(&spelled);
+        let normal = index.repair.normalize(message);
+        let message: &str = &normal;
+        let repaired = index.repair.fix(message);
         let found = self.search_text(index, active, message, k);
         if repaired == message {
             return found;
@@ -704,10 +690,7 @@ impl RetrievalEngine {
 
     /// The name of the pack of the pair a [`Hit`] names.
     fn pack_name(&self, i: usize) -> Option<&str> {
-        let (engine, pair) = match &self.shared {
-            Some(s) if i < s.pairs.len() => (&**s, &s.pairs[i]),
-            _ => (self, &self.pairs[i - self.own_offset()]),
-        };
+        let (engine, pair) = self.locate(i);
         engine.packs.get(pair.pack).map(String::as_str)
     }
 

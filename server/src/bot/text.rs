@@ -464,6 +464,41 @@ impl Homophones {
     }
 }
 
+/// How one language's messages are mended before scoring: spelling repair ([`Speller`]) for
+/// alphabetic languages; for Chinese, traditional characters read as simplified ([`simplified`],
+/// always) and homophone repair ([`Homophones`]).
+#[derive(Debug)]
+pub enum Repair {
+    Spelling(Speller),
+    Homophones(Homophones),
+}
+
+impl Repair {
+    /// The repair for `family`, learnt from the questions of its corpus.
+    pub fn new<'a>(family: Family, questions: impl IntoIterator<Item = &'a str>) -> Repair {
+        match family {
+            Family::Zh => Repair::Homophones(Homophones::new(questions)),
+            Family::En | Family::Other => Repair::Spelling(Speller::new(questions)),
+        }
+    }
+
+    /// What is always applied: one way of writing for what can be written two ways.
+    pub fn normalize<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        match self {
+            Repair::Homophones(_) => simplified(text),
+            Repair::Spelling(_) => std::borrow::Cow::Borrowed(text),
+        }
+    }
+
+    /// `text` with its likely typos repaired (a guess: see `RetrievalEngine::search_lang`).
+    pub fn fix<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        match self {
+            Repair::Spelling(s) => s.fix(text),
+            Repair::Homophones(h) => h.fix(text),
+        }
+    }
+}
+
 /// Tokens of `text`: jieba words for Chinese (and stemmed English words inside it), stemmed
 /// lowercase words for English. Punctuation is dropped; stop words are flagged.
 pub fn tokenize(family: Family, text: &str) -> Vec<Token> {
