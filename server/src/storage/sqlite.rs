@@ -198,20 +198,59 @@ fn message_from_row(row: &SqliteRow) -> Message {
 }
 
 fn conversation_from_row(row: &SqliteRow) -> Conversation {
-    let status: String = row.get("status");
+    conversation_from_cols((
+        row.get("id"),
+        row.get("site_id"),
+        row.get("visitor_id"),
+        row.get("status"),
+        row.get("assignee_id"),
+        row.get("last_seq"),
+        row.get("created_at"),
+        row.get("updated_at"),
+    ))
+}
+
+/// A conversation's [`CONV_COLS`], in order; what [`CONV_JSON`] makes of them.
+type ConvCols = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+);
+
+/// [`CONV_COLS`] as one JSON array per row, for `json_group_array`: many conversations come back
+/// as one row and one string instead of a row each (each row costs more to hand over from
+/// SQLite's thread than parsing it as JSON does).
+const CONV_JSON: &str =
+    "json_array(id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at)";
+
+fn conversation_from_cols(
+    (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at): ConvCols,
+) -> Conversation {
     Conversation {
-        id: row.get("id"),
-        site_id: row.get("site_id"),
-        visitor_id: row.get("visitor_id"),
+        id,
+        site_id,
+        visitor_id,
         status: ConversationStatus::parse(&status).unwrap_or(ConversationStatus::Open),
-        assignee_id: row.get("assignee_id"),
-        last_seq: row.get::<i64, _>("last_seq") as u64,
-        created_at: rfc3339(row.get("created_at")),
-        updated_at: rfc3339(row.get("updated_at")),
+        assignee_id,
+        last_seq: last_seq as u64,
+        created_at: rfc3339(created_at),
+        updated_at: rfc3339(updated_at),
         visitor: None,
         unread: None,
         last_message: None,
     }
+}
+
+/// A JSON array of [`CONV_JSON`] rows.
+fn conversations_from_json(text: &str) -> Result<Vec<Conversation>, sqlx::Error> {
+    let rows: Vec<ConvCols> =
+        serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(rows.into_iter().map(conversation_from_cols).collect())
 }
 
 fn visitor_from_row(row: &SqliteRow) -> VisitorRecord {
@@ -372,10 +411,12 @@ impl SqliteStorage {
             "BEGIN IMMEDIATE; \
              SELECT 'stored' AS src, {MSG_COLS_M} FROM json_each(?1, '$.keys') AS j JOIN messages m \
              ON m.sender_id = j.value ->> 0 AND m.client_msg_id = j.value ->> 1; \
-             SELECT 'id' AS src, {CONV_COLS} FROM conversations \
-             WHERE id IN (SELECT value FROM json_each(?1, '$.ids')); \
-             SELECT 'visitor' AS src, {CONV_COLS} FROM conversations WHERE status <> 'resolved' \
-             AND visitor_id IN (SELECT value FROM json_each(?1, '$.visitors')) ORDER BY created_at"
+             SELECT 'conversations' AS src, \
+             (SELECT json_group_array({CONV_JSON}) FROM conversations \
+              WHERE id IN (SELECT value FROM json_each(?1, '$.ids'))) AS by_id, \
+             (SELECT json_group_array({CONV_JSON} ORDER BY created_at) FROM conversations \
+              WHERE status <> 'resolved' \
+              AND visitor_id IN (SELECT value FROM json_each(?1, '$.visitors'))) AS by_visitor"
         ))
         .bind(reads.to_string())
         .fetch_all(&mut *conn)
@@ -394,15 +435,15 @@ impl SqliteStorage {
                     );
                     stored.insert(key, m);
                 }
-                "visitor" => {
-                    let c = conversation_from_row(row);
-                    // Ordered by creation: the newest open one wins.
-                    current.insert(c.visitor_id.clone(), c.id.clone());
-                    convs.insert(c.id.clone(), c);
-                }
                 _ => {
-                    let c = conversation_from_row(row);
-                    convs.insert(c.id.clone(), c);
+                    for c in conversations_from_json(row.get("by_id"))? {
+                        convs.insert(c.id.clone(), c);
+                    }
+                    // Ordered by creation: the newest open one wins.
+                    for c in conversations_from_json(row.get("by_visitor"))? {
+                        current.insert(c.visitor_id.clone(), c.id.clone());
+                        convs.insert(c.id.clone(), c);
+                    }
                 }
             }
         }
