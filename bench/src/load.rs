@@ -120,8 +120,13 @@ pub struct LoadResult {
     pub lost: u64,
     /// Extra copies at an agent connection.
     pub duplicated: u64,
-    /// Received by an agent although never acked.
+    /// Received by an agent although refused with an error frame, or never sent.
     pub unacked_delivered: u64,
+    /// Sent, its ack not yet read when the visitors stopped reading, and received by an agent:
+    /// committed while in flight at the end of the run (the server answers the sender after it
+    /// hands the message to the agents). Not a fault.
+    #[serde(default)]
+    pub in_flight_delivered: u64,
     pub error_frames: u64,
     pub first_error: Option<String>,
     pub connections_lost: u64,
@@ -471,6 +476,9 @@ pub async fn worker(a: WorkerArgs) -> anyhow::Result<()> {
             .unwrap_or(0);
         for k in 0..len.max(longest) {
             let acked = o.acked.get(k).copied().unwrap_or(false);
+            // Sent, neither acked nor refused as far as the visitor read.
+            let in_flight =
+                !acked && k < o.sent as usize && !o.refused.get(k).copied().unwrap_or(false);
             let mut everywhere = true;
             for ag in &agent_outs {
                 let c = ag
@@ -484,6 +492,9 @@ pub async fn worker(a: WorkerArgs) -> anyhow::Result<()> {
                         r.lost += 1;
                         everywhere = false;
                     }
+                    r.duplicated += c.saturating_sub(1);
+                } else if in_flight {
+                    r.in_flight_delivered += c.min(1);
                     r.duplicated += c.saturating_sub(1);
                 } else {
                     r.unacked_delivered += c;
@@ -538,6 +549,8 @@ struct VisitorOut {
     v: u64,
     sent: u64,
     acked: Vec<bool>,
+    /// Messages answered with an error frame.
+    refused: Vec<bool>,
 }
 
 /// One visitor: writes each message when it falls due (within its window), reads acks.
@@ -548,6 +561,7 @@ async fn visitor(mut ws: Ws, v: u64, s: Arc<Shared>) -> VisitorOut {
     let mut outstanding = 0usize;
     let mut sending = true;
     let mut acked: Vec<bool> = Vec::new();
+    let mut refused: Vec<bool> = Vec::new();
     let mut beat = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     'run: loop {
         if sending {
@@ -613,9 +627,14 @@ async fn visitor(mut ws: Ws, v: u64, s: Arc<Shared>) -> VisitorOut {
                     }
                     FrameKind::Error => {
                         s.error(&t);
-                        if let Some((mv, _)) = client::client_msg_id(&t).and_then(|id| s.parse(id))
+                        if let Some((mv, mk)) = client::client_msg_id(&t).and_then(|id| s.parse(id))
                             && mv == v
                         {
+                            let i = mk as usize;
+                            if refused.len() <= i {
+                                refused.resize(i + 1, false);
+                            }
+                            refused[i] = true;
                             outstanding = outstanding.saturating_sub(1);
                         }
                     }
@@ -636,7 +655,12 @@ async fn visitor(mut ws: Ws, v: u64, s: Arc<Shared>) -> VisitorOut {
             _ = tokio::time::sleep_until(wake.unwrap_or(end)), if wake.is_some() => {}
         }
     }
-    VisitorOut { v, sent: k, acked }
+    VisitorOut {
+        v,
+        sent: k,
+        acked,
+        refused,
+    }
 }
 
 struct AgentOut {
@@ -839,6 +863,14 @@ impl LoadResult {
             Some(self.unacked_delivered as f64),
             0,
         );
+        if main || self.in_flight_delivered > 0 {
+            out.fig(
+                kind,
+                &name("in_flight_delivered"),
+                Some(self.in_flight_delivered as f64),
+                0,
+            );
+        }
         if main || self.unacked_at_end > 0 || self.unsent > 0 {
             out.fig(
                 kind,
