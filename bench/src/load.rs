@@ -408,7 +408,10 @@ pub async fn worker(a: WorkerArgs) -> anyhow::Result<()> {
     }
     // Then wait until every agent connection has had every acked message: past capacity the
     // agents' queues can be seconds behind the acks, so wait for as long as deliveries still
-    // arrive (a message counts as lost only once they have stopped for two seconds).
+    // arrive. The receipts counted here include messages whose ack was still in flight when
+    // the visitors stopped, so reaching the acked total is not enough: deliveries must also
+    // have paused for half a second. A message counts as lost only once they have stopped
+    // for five seconds.
     let acked_total = shared.acked.load(Ordering::Relaxed);
     let delivered_now = || {
         shared
@@ -419,10 +422,15 @@ pub async fn worker(a: WorkerArgs) -> anyhow::Result<()> {
     };
     let mut seen = delivered_now();
     let mut progress_at = Instant::now();
-    while seen.iter().any(|&c| c < acked_total)
-        && progress_at.elapsed() < Duration::from_secs(2)
-        && wall0.elapsed() < Duration::from_secs_f64(a.secs + a.drain_secs + 120.0)
-    {
+    loop {
+        let quiet = progress_at.elapsed();
+        let all_there = seen.iter().all(|&c| c >= acked_total);
+        if (all_there && quiet >= Duration::from_millis(500))
+            || quiet >= Duration::from_secs(5)
+            || wall0.elapsed() >= Duration::from_secs_f64(a.secs + a.drain_secs + 120.0)
+        {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
         let now = delivered_now();
         if now != seen {
