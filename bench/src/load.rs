@@ -619,18 +619,12 @@ async fn visitor(mut ws: Ws, v: u64, s: Arc<Shared>) -> VisitorOut {
                         let now = Instant::now();
                         if let Some((mv, mk)) = client::client_msg_id(&t).and_then(|id| s.parse(id))
                             && mv == v
+                            && mark(&mut acked, mk)
                         {
-                            let i = mk as usize;
-                            if acked.len() <= i {
-                                acked.resize(i + 1, false);
-                            }
-                            if !acked[i] {
-                                acked[i] = true;
-                                outstanding = outstanding.saturating_sub(1);
-                                s.acked.fetch_add(1, Ordering::Relaxed);
-                                let us = elapsed_us(s.due(v, mk), now);
-                                s.ack_hist.lock().expect("not poisoned").saturating_record(us);
-                            }
+                            outstanding = outstanding.saturating_sub(1);
+                            s.acked.fetch_add(1, Ordering::Relaxed);
+                            let us = elapsed_us(s.due(v, mk), now);
+                            s.ack_hist.lock().expect("not poisoned").saturating_record(us);
                         }
                     }
                     FrameKind::Error => {
@@ -638,11 +632,7 @@ async fn visitor(mut ws: Ws, v: u64, s: Arc<Shared>) -> VisitorOut {
                         if let Some((mv, mk)) = client::client_msg_id(&t).and_then(|id| s.parse(id))
                             && mv == v
                         {
-                            let i = mk as usize;
-                            if refused.len() <= i {
-                                refused.resize(i + 1, false);
-                            }
-                            refused[i] = true;
+                            mark(&mut refused, mk);
                             outstanding = outstanding.saturating_sub(1);
                         }
                     }
@@ -988,4 +978,13 @@ pub async fn sweep(
     );
     out.fig(kind, "p99_ms_at_20k", f.p99_ms_at_20k, 2);
     Ok(())
+}
+
+/// Sets flag `k` of `flags`, growing it as needed; whether it was not set before.
+fn mark(flags: &mut Vec<bool>, k: u64) -> bool {
+    let i = k as usize;
+    if flags.len() <= i {
+        flags.resize(i + 1, false);
+    }
+    !std::mem::replace(&mut flags[i], true)
 }

@@ -210,7 +210,7 @@ fn conversation_from_row(row: &SqliteRow) -> Conversation {
     ))
 }
 
-/// A conversation's [`CONV_COLS`], in order; what [`CONV_JSON`] makes of them.
+/// A conversation's [`CONV_COLS`], in order, as a row or as `json_array(CONV_COLS)` gives them.
 type ConvCols = (
     String,
     String,
@@ -221,12 +221,6 @@ type ConvCols = (
     i64,
     i64,
 );
-
-/// [`CONV_COLS`] as one JSON array per row, for `json_group_array`: many conversations come back
-/// as one row and one string instead of a row each (each row costs more to hand over from
-/// SQLite's thread than parsing it as JSON does).
-const CONV_JSON: &str =
-    "json_array(id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at)";
 
 fn conversation_from_cols(
     (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at): ConvCols,
@@ -246,7 +240,9 @@ fn conversation_from_cols(
     }
 }
 
-/// A JSON array of [`CONV_JSON`] rows.
+/// `json_group_array(json_array(CONV_COLS))`: many conversations come back as one row and one
+/// string instead of a row each (each row costs more to hand over from SQLite's thread than
+/// parsing it as JSON does).
 fn conversations_from_json(text: &str) -> Result<Vec<Conversation>, sqlx::Error> {
     let rows: Vec<ConvCols> =
         serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
@@ -412,9 +408,9 @@ impl SqliteStorage {
              SELECT 'stored' AS src, {MSG_COLS_M} FROM json_each(?1, '$.keys') AS j JOIN messages m \
              ON m.sender_id = j.value ->> 0 AND m.client_msg_id = j.value ->> 1; \
              SELECT 'conversations' AS src, \
-             (SELECT json_group_array({CONV_JSON}) FROM conversations \
+             (SELECT json_group_array(json_array({CONV_COLS})) FROM conversations \
               WHERE id IN (SELECT value FROM json_each(?1, '$.ids'))) AS by_id, \
-             (SELECT json_group_array({CONV_JSON} ORDER BY created_at) FROM conversations \
+             (SELECT json_group_array(json_array({CONV_COLS}) ORDER BY created_at) FROM conversations \
               WHERE status <> 'resolved' \
               AND visitor_id IN (SELECT value FROM json_each(?1, '$.visitors'))) AS by_visitor"
         ))
