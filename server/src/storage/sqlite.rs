@@ -378,6 +378,7 @@ impl SqliteStorage {
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome>>, sqlx::Error> {
         let now = now_ms();
+        let now_text = rfc3339(now);
         let mut out: Vec<Option<Result<AppendOutcome>>> = batch.iter().map(|_| None).collect();
 
         // The batch travels as one JSON parameter (`json_each(?1, '$.…')`), and its statements
@@ -402,7 +403,17 @@ impl SqliteStorage {
                 }
             };
         }
-        let reads = serde_json::json!({"keys": keys, "ids": by_id, "visitors": by_visitor});
+        #[derive(serde::Serialize)]
+        struct Reads<'a> {
+            keys: &'a [(&'a str, &'a str)],
+            ids: &'a [&'a str],
+            visitors: &'a [&'a str],
+        }
+        let reads = json(&Reads {
+            keys: &keys,
+            ids: &by_id,
+            visitors: &by_visitor,
+        });
         let rows = sqlx::query(&format!(
             "BEGIN IMMEDIATE; \
              SELECT 'stored' AS src, {MSG_COLS_M} FROM json_each(?1, '$.keys') AS j JOIN messages m \
@@ -414,22 +425,16 @@ impl SqliteStorage {
               WHERE status <> 'resolved' \
               AND visitor_id IN (SELECT value FROM json_each(?1, '$.visitors'))) AS by_visitor"
         ))
-        .bind(reads.to_string())
+        .bind(reads)
         .fetch_all(&mut *conn)
         .await?;
-        let mut stored: HashMap<(String, String, String), Message> = HashMap::new();
+        let mut stored: Vec<Message> = Vec::new();
         let mut convs: HashMap<String, Conversation> = HashMap::new();
         let mut current: HashMap<String, String> = HashMap::new();
         for row in &rows {
             match row.get::<&str, _>("src") {
                 "stored" => {
-                    let m = message_from_row(row);
-                    let key = (
-                        m.sender.kind.as_str().to_owned(),
-                        m.sender.id.clone(),
-                        m.client_msg_id.clone().unwrap_or_default(),
-                    );
-                    stored.insert(key, m);
+                    stored.push(message_from_row(row));
                 }
                 _ => {
                     for c in conversations_from_json(row.get("by_id"))? {
@@ -444,19 +449,36 @@ impl SqliteStorage {
             }
         }
 
+        // Retries, by (sender id, client_msg_id) as the index has them (ids are unique across
+        // kinds): of a stored message, or of an earlier request of this batch.
+        enum Retry<'a> {
+            Stored(&'a Message),
+            InBatch(usize),
+        }
+        let mut retries: HashMap<(&str, &str), Retry> = stored
+            .iter()
+            .map(|m| {
+                let key = (
+                    m.sender.id.as_str(),
+                    m.client_msg_id.as_deref().unwrap_or(""),
+                );
+                (key, Retry::Stored(m))
+            })
+            .collect();
+
         // 2. Sequence numbers, in batch order; conversations opened where needed.
         let mut opened: Vec<String> = Vec::new();
-        let mut touched: Vec<String> = Vec::new();
+        let mut touched: HashSet<String> = HashSet::new();
         let mut rows: Vec<(usize, Message)> = Vec::new();
         let mut prelude: HashMap<usize, Vec<Message>> = HashMap::new();
         for (i, r) in batch.iter().enumerate() {
             if let Some(cmid) = &r.client_msg_id {
-                let key = (
-                    r.sender.kind.as_str().to_owned(),
-                    r.sender.id.clone(),
-                    cmid.clone(),
-                );
-                if let Some(m) = stored.get(&key) {
+                let first = match retries.get(&(r.sender.id.as_str(), cmid.as_str())) {
+                    Some(Retry::Stored(m)) => Some(*m),
+                    Some(Retry::InBatch(k)) => Some(&rows[*k].1),
+                    None => None,
+                };
+                if let Some(m) = first {
                     out[i] = Some(match convs.get(&m.conversation_id) {
                         Some(c) => Ok(AppendOutcome {
                             prelude: Vec::new(),
@@ -507,8 +529,8 @@ impl SqliteStorage {
                             },
                             assignee_id: assignee_if_new.clone(),
                             last_seq: 0,
-                            created_at: rfc3339(now),
-                            updated_at: rfc3339(now),
+                            created_at: now_text.clone(),
+                            updated_at: now_text.clone(),
                             visitor: None,
                             unread: None,
                             last_message: None,
@@ -523,13 +545,13 @@ impl SqliteStorage {
                                 body: body.clone(),
                                 private: false,
                                 client_msg_id: None,
-                                created_at: rfc3339(now),
+                                created_at: now_text.clone(),
                                 quick_replies: Vec::new(),
                                 meta: None,
                             };
                             prelude.insert(i, vec![m.clone()]);
                             rows.push((usize::MAX, m));
-                            touched.push(c.id.clone());
+                            touched.insert(c.id.clone());
                         }
                         current.insert(visitor_id.clone(), c.id.clone());
                         opened.push(c.id.clone());
@@ -541,9 +563,9 @@ impl SqliteStorage {
             };
             let c = convs.get_mut(&conv_id).expect("resolved above");
             c.last_seq += 1;
-            c.updated_at = rfc3339(now);
+            c.updated_at = now_text.clone();
             if !touched.contains(&conv_id) {
-                touched.push(conv_id.clone());
+                touched.insert(conv_id.clone());
             }
             let message = Message {
                 id: new_id(),
@@ -553,20 +575,13 @@ impl SqliteStorage {
                 body: r.body.clone(),
                 private: r.private,
                 client_msg_id: r.client_msg_id.clone(),
-                created_at: rfc3339(now),
+                created_at: now_text.clone(),
                 quick_replies: r.quick_replies.clone(),
                 meta: r.meta.clone(),
             };
             // A retry inside this very batch gets the message its first copy created.
             if let Some(cmid) = &r.client_msg_id {
-                stored.insert(
-                    (
-                        r.sender.kind.as_str().to_owned(),
-                        r.sender.id.clone(),
-                        cmid.clone(),
-                    ),
-                    message.clone(),
-                );
+                retries.insert((&r.sender.id, cmid), Retry::InBatch(rows.len()));
             }
             rows.push((i, message));
         }
@@ -606,8 +621,22 @@ impl SqliteStorage {
             })
             .collect();
         let last_seqs: Vec<_> = touched.iter().map(|id| (id, convs[id].last_seq)).collect();
-        let writes = serde_json::json!({
-            "now": now, "conversations": new_convs, "last_seq": last_seqs,
+        #[derive(serde::Serialize)]
+        struct Writes<'a> {
+            now: i64,
+            conversations: Vec<(
+                &'a String,
+                &'a String,
+                &'a String,
+                &'a Option<String>,
+                &'a str,
+            )>,
+            last_seq: Vec<(&'a String, u64)>,
+        }
+        let writes = json(&Writes {
+            now,
+            conversations: new_convs,
+            last_seq: last_seqs,
         });
         sqlx::query(
             "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) \
@@ -620,7 +649,7 @@ impl SqliteStorage {
              FROM json_each(?1, '$.last_seq') AS j WHERE conversations.id = j.value ->> 0; \
              COMMIT",
         )
-        .bind(writes.to_string())
+        .bind(writes)
         .bind(json(&new_msgs))
         .execute(&mut *conn)
         .await?;
