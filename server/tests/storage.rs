@@ -141,3 +141,96 @@ async fn a_failed_batch_stores_nothing_and_the_next_one_commits() {
         .unwrap();
     assert_eq!(again[0].as_ref().unwrap().message.seq, 2);
 }
+
+/// Opens the database at `path` as the server does (migrations and start-up work included).
+async fn open_at(path: &std::path::Path) -> std::sync::Arc<dyn kefu_server::storage::Storage> {
+    let mut settings = kefu_server::config::Settings::default();
+    settings.storage.url = format!("sqlite://{}", path.display());
+    kefu_server::open_storage(&settings).await.unwrap()
+}
+
+/// A database written before the idempotency index held hashed keys still recognises retries
+/// of the messages it stored then, after the upgrade and after a further restart; the same
+/// client_msg_id from another sender is a new message.
+#[tokio::test]
+async fn retries_of_messages_stored_before_the_hashed_keys_are_recognised() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    // The schema as the first two migrations left it, and a message stored under it.
+    let old = tempfile::tempdir().unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
+    for f in ["20261127000001_init.sql", "20261127000002_bot.sql"] {
+        std::fs::copy(migrations.join(f), old.path().join(f)).unwrap();
+    }
+    let pool = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO sites (id, site_key, secret, name, created_at) VALUES ('s', 'k', 'x', 'S', 0); \
+         INSERT INTO visitors (id, site_id, created_at, last_seen_at) VALUES ('v', 's', 0, 0), ('w', 's', 0, 0); \
+         INSERT INTO conversations (id, site_id, visitor_id, status, last_seq, created_at, updated_at) \
+         VALUES ('c', 's', 'v', 'open', 1, 0, 0); \
+         INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, body, client_msg_id, created_at) \
+         VALUES ('m1', 'c', 1, 'visitor', 'v', 'before', 'cm1', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let storage = open_at(&db).await;
+    let out = storage
+        .append_batch(&[
+            visitor_msg("v", "s", "cm1", "before (retried)"),
+            visitor_msg("v", "s", "cm2", "after"),
+            visitor_msg("w", "s", "cm1", "another visitor's cm1"),
+        ])
+        .await
+        .unwrap();
+    let retried = out[0].as_ref().unwrap();
+    assert!(retried.duplicate, "the retry of the old message is known");
+    assert_eq!(
+        (retried.message.id.as_str(), retried.message.body.as_str()),
+        ("m1", "before")
+    );
+    let after = out[1].as_ref().unwrap();
+    assert!(!after.duplicate);
+    assert_eq!(
+        (after.message.conversation_id.as_str(), after.message.seq),
+        ("c", 2)
+    );
+    let other = out[2].as_ref().unwrap();
+    assert!(!other.duplicate, "another sender's id is another key");
+    assert_eq!(other.message.body, "another visitor's cm1");
+    drop(storage);
+
+    let storage = open_at(&db).await;
+    let out = storage
+        .append_batch(&[
+            visitor_msg("v", "s", "cm1", "retried again"),
+            visitor_msg("v", "s", "cm2", "after (retried)"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap().message.id, "m1");
+    assert_eq!(out[1].as_ref().unwrap().message.id, after.message.id);
+    assert!(out.iter().all(|o| o.as_ref().unwrap().duplicate));
+    let bodies: Vec<String> = storage
+        .messages_after("c", 0, 10, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, vec!["before", "after"]);
+}

@@ -22,6 +22,8 @@ pub struct SqliteStorage {
     /// Set by the checkpoint task when the write-ahead log should start over (see
     /// `checkpoints`); the writer does it after its next commit.
     restart_log: Arc<AtomicBool>,
+    /// The key of the idempotency hash (see [`MessageKey`]).
+    message_key: MessageKey,
     /// Stops the checkpoint task (and closes its connection) with the storage.
     _checkpoints: AbortOnDrop,
 }
@@ -93,6 +95,9 @@ impl SqliteStorage {
             .run(&write)
             .await
             .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+        let message_key = MessageKey::load(&write)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot set up the message keys: {e}"))?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
@@ -109,6 +114,7 @@ impl SqliteStorage {
             write,
             read,
             restart_log,
+            message_key,
             _checkpoints: AbortOnDrop(task.abort_handle()),
         })
     }
@@ -302,6 +308,83 @@ fn site_from_row(row: &SqliteRow) -> Site {
     }
 }
 
+/// A sender's `client_msg_id` as the idempotency index holds it: SipHash-1-3 of the sender id
+/// and the id, under a random key kept in `secrets` (so that no client can choose ids that
+/// collide and slow the lookups down). The hash finds candidates; the columns decide.
+#[derive(Clone, Copy)]
+struct MessageKey([u8; 16]);
+
+impl MessageKey {
+    /// The database's key (made on first start), and the hash of every message stored before
+    /// the hash existed (migration 20261128000003), after which the string index goes.
+    async fn load(pool: &SqlitePool) -> Result<Self, sqlx::Error> {
+        let mut fresh = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut fresh);
+        sqlx::query("INSERT INTO secrets (name, value) VALUES ('message_key', ?) ON CONFLICT (name) DO NOTHING")
+            .bind(&fresh[..])
+            .execute(pool)
+            .await?;
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = 'message_key'")
+                .fetch_one(pool)
+                .await?;
+        let key = Self(stored.try_into().map_err(|v: Vec<u8>| {
+            sqlx::Error::Protocol(format!("secret message_key has {} bytes, not 16", v.len()))
+        })?);
+        let old_index: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'messages_idempotency'",
+        )
+        .fetch_optional(pool)
+        .await?;
+        if old_index.is_some() {
+            key.backfill(pool).await?;
+        }
+        Ok(key)
+    }
+
+    /// Hashes the keyed messages that have no hash yet, in rowid order, and drops the old
+    /// index, in one transaction: interrupted, it starts again on the next start.
+    async fn backfill(self, pool: &SqlitePool) -> Result<(), sqlx::Error> {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut after = 0i64;
+        loop {
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT rowid, sender_id, client_msg_id FROM messages \
+                 WHERE rowid > ? AND client_msg_id IS NOT NULL ORDER BY rowid LIMIT 10000",
+            )
+            .bind(after)
+            .fetch_all(&mut *tx)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            let hashes: Vec<(i64, i64)> = rows
+                .iter()
+                .map(|(rowid, sender, cmid)| (*rowid, self.hash(sender, cmid)))
+                .collect();
+            sqlx::query(
+                "UPDATE messages SET key_hash = j.value ->> 1 \
+                 FROM json_each(?) AS j WHERE messages.rowid = j.value ->> 0",
+            )
+            .bind(json(&hashes))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DROP INDEX messages_idempotency")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    fn hash(self, sender_id: &str, client_msg_id: &str) -> i64 {
+        use std::hash::Hasher;
+        let mut h = siphasher::sip::SipHasher13::new_with_key(&self.0);
+        h.write_usize(sender_id.len());
+        h.write(sender_id.as_bytes());
+        h.write(client_msg_id.as_bytes());
+        h.finish() as i64
+    }
+}
+
 /// The writer's connection while `append_all` may hold a transaction open (it begins and commits
 /// with plain SQL, which the pool does not track): if the append is dropped half-way, the
 /// connection is closed rather than handed back mid-transaction. Set to `None` once settled.
@@ -375,6 +458,7 @@ impl SqliteStorage {
     /// back: nothing of the batch is stored.
     async fn append_all(
         conn: &mut SqliteConnection,
+        key: MessageKey,
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome>>, sqlx::Error> {
         let now = now_ms();
@@ -389,9 +473,14 @@ impl SqliteStorage {
 
         // 1. Begin; read the retries (messages already stored under the same sender and
         //    client_msg_id) and the conversations the batch writes to.
-        let keys: Vec<(&str, &str)> = batch
+        let hashes: Vec<Option<i64>> = batch
             .iter()
-            .filter_map(|r| Some((r.sender.id.as_str(), r.client_msg_id.as_deref()?)))
+            .map(|r| Some(key.hash(&r.sender.id, r.client_msg_id.as_deref()?)))
+            .collect();
+        let keys: Vec<(&str, &str, i64)> = batch
+            .iter()
+            .zip(&hashes)
+            .filter_map(|(r, h)| Some((r.sender.id.as_str(), r.client_msg_id.as_deref()?, (*h)?)))
             .collect();
         let mut by_id: Vec<&str> = Vec::new();
         let mut by_visitor: Vec<&str> = Vec::new();
@@ -405,7 +494,7 @@ impl SqliteStorage {
         }
         #[derive(serde::Serialize)]
         struct Reads<'a> {
-            keys: &'a [(&'a str, &'a str)],
+            keys: &'a [(&'a str, &'a str, i64)],
             ids: &'a [&'a str],
             visitors: &'a [&'a str],
         }
@@ -417,7 +506,7 @@ impl SqliteStorage {
         let rows = sqlx::query(&format!(
             "BEGIN IMMEDIATE; \
              SELECT 'stored' AS src, {MSG_COLS_M} FROM json_each(?1, '$.keys') AS j JOIN messages m \
-             ON m.sender_id = j.value ->> 0 AND m.client_msg_id = j.value ->> 1; \
+             ON m.key_hash = j.value ->> 2 AND m.sender_id = j.value ->> 0 AND m.client_msg_id = j.value ->> 1; \
              SELECT 'conversations' AS src, \
              (SELECT json_group_array(json_array({CONV_COLS})) FROM conversations \
               WHERE id IN (SELECT value FROM json_each(?1, '$.ids'))) AS by_id, \
@@ -604,7 +693,7 @@ impl SqliteStorage {
             .collect();
         let new_msgs: Vec<_> = rows
             .iter()
-            .map(|(_, m)| {
+            .map(|(i, m)| {
                 (
                     &m.id,
                     &m.conversation_id,
@@ -617,6 +706,8 @@ impl SqliteStorage {
                     &m.client_msg_id,
                     (!m.quick_replies.is_empty()).then(|| json(&m.quick_replies)),
                     m.meta.as_ref().map(json),
+                    // A welcome (`usize::MAX`) has no client_msg_id.
+                    hashes.get(*i).copied().flatten(),
                 )
             })
             .collect();
@@ -642,8 +733,8 @@ impl SqliteStorage {
             "INSERT INTO conversations (id, site_id, visitor_id, status, assignee_id, last_seq, created_at, updated_at) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 4, value ->> 3, 0, ?1 ->> '$.now', ?1 ->> '$.now' \
              FROM json_each(?1, '$.conversations'); \
-             INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at, quick_replies, meta) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, ?1 ->> '$.now', value ->> 9, value ->> 10 \
+             INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at, quick_replies, meta, key_hash) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, ?1 ->> '$.now', value ->> 9, value ->> 10, value ->> 11 \
              FROM json_each(?2); \
              UPDATE conversations SET last_seq = j.value ->> 1, updated_at = ?1 ->> '$.now' \
              FROM json_each(?1, '$.last_seq') AS j WHERE conversations.id = j.value ->> 0; \
@@ -1202,7 +1293,7 @@ impl Storage for SqliteStorage {
 
     async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<AppendOutcome>>> {
         let mut conn = OpenTransaction(Some(self.write.acquire().await?));
-        let out = match Self::append_all(conn.get(), batch).await {
+        let out = match Self::append_all(conn.get(), self.message_key, batch).await {
             Ok(out) => out,
             Err(e) => {
                 // The transaction may be open (a statement after BEGIN failed) or not; if it
