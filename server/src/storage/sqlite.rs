@@ -375,10 +375,12 @@ impl MessageKey {
         tx.commit().await
     }
 
+    /// The same on every platform (the length as 8 little-endian bytes), so a database can move
+    /// machines.
     fn hash(self, sender_id: &str, client_msg_id: &str) -> i64 {
         use std::hash::Hasher;
         let mut h = siphasher::sip::SipHasher13::new_with_key(&self.0);
-        h.write_usize(sender_id.len());
+        h.write(&(sender_id.len() as u64).to_le_bytes());
         h.write(sender_id.as_bytes());
         h.write(client_msg_id.as_bytes());
         h.finish() as i64
