@@ -308,6 +308,23 @@ fn site_from_row(row: &SqliteRow) -> Site {
     }
 }
 
+/// The named secret, storing `fresh` first if there is none (see [`Storage::secret`]).
+async fn stored_secret(
+    pool: &SqlitePool,
+    name: &str,
+    fresh: Vec<u8>,
+) -> Result<Vec<u8>, sqlx::Error> {
+    sqlx::query("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .bind(&fresh)
+        .execute(pool)
+        .await?;
+    sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+}
+
 /// A sender's `client_msg_id` as the idempotency index holds it: SipHash-1-3 of the sender id
 /// and the id, under a random key kept in `secrets` (so that no client can choose ids that
 /// collide and slow the lookups down). The hash finds candidates; the columns decide.
@@ -318,16 +335,9 @@ impl MessageKey {
     /// The database's key (made on first start), and the hash of every message stored before
     /// the hash existed (migration 20261128000003), after which the string index goes.
     async fn load(pool: &SqlitePool) -> Result<Self, sqlx::Error> {
-        let mut fresh = [0u8; 16];
+        let mut fresh = vec![0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut fresh);
-        sqlx::query("INSERT INTO secrets (name, value) VALUES ('message_key', ?) ON CONFLICT (name) DO NOTHING")
-            .bind(&fresh[..])
-            .execute(pool)
-            .await?;
-        let stored: Vec<u8> =
-            sqlx::query_scalar("SELECT value FROM secrets WHERE name = 'message_key'")
-                .fetch_one(pool)
-                .await?;
+        let stored = stored_secret(pool, "message_key", fresh).await?;
         let key = Self(stored.try_into().map_err(|v: Vec<u8>| {
             sqlx::Error::Protocol(format!("secret message_key has {} bytes, not 16", v.len()))
         })?);
@@ -570,24 +580,19 @@ impl SqliteStorage {
                     None => None,
                 };
                 if let Some(m) = first {
-                    out[i] = Some(match convs.get(&m.conversation_id) {
-                        Some(c) => Ok(AppendOutcome {
+                    let conversation = match convs.get(&m.conversation_id) {
+                        Some(c) => Some(c.clone()),
+                        None => Self::conversation_in(conn, &m.conversation_id).await?,
+                    };
+                    out[i] = Some(match conversation {
+                        Some(conversation) => Ok(AppendOutcome {
                             prelude: Vec::new(),
                             message: m.clone(),
-                            conversation: c.clone(),
+                            conversation,
                             duplicate: true,
                             opened: false,
                         }),
-                        None => match Self::conversation_in(conn, &m.conversation_id).await? {
-                            Some(c) => Ok(AppendOutcome {
-                                prelude: Vec::new(),
-                                message: m.clone(),
-                                conversation: c,
-                                duplicate: true,
-                                opened: false,
-                            }),
-                            None => Err(StorageError::NotFound),
-                        },
+                        None => Err(StorageError::NotFound),
                     });
                     continue;
                 }
@@ -715,16 +720,10 @@ impl SqliteStorage {
             .collect();
         let last_seqs: Vec<_> = touched.iter().map(|id| (id, convs[id].last_seq)).collect();
         #[derive(serde::Serialize)]
-        struct Writes<'a> {
+        struct Writes<C, L> {
             now: i64,
-            conversations: Vec<(
-                &'a String,
-                &'a String,
-                &'a String,
-                &'a Option<String>,
-                &'a str,
-            )>,
-            last_seq: Vec<(&'a String, u64)>,
+            conversations: C,
+            last_seq: L,
         }
         let writes = json(&Writes {
             now,
@@ -781,18 +780,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>> {
-        sqlx::query(
-            "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(&fresh)
-        .execute(&self.write)
-        .await?;
-        let row = sqlx::query("SELECT value FROM secrets WHERE name = ?")
-            .bind(name)
-            .fetch_one(&self.write)
-            .await?;
-        Ok(row.get("value"))
+        Ok(stored_secret(&self.write, name, fresh).await?)
     }
 
     async fn create_site(&self, name: &str, allowed_origins: &[String]) -> Result<Site> {
