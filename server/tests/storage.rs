@@ -40,10 +40,12 @@ async fn fresh() -> (
     (dir, storage, site)
 }
 
-#[tokio::test]
-async fn one_batch_orders_opens_once_and_dedupes() {
-    let (_dir, storage, site) = fresh().await;
-    let mut visitors = Vec::new();
+/// Two new visitors of the site; their ids.
+async fn two_visitors(
+    storage: &dyn kefu_server::storage::Storage,
+    site: &kefu_server::storage::Site,
+) -> (String, String) {
+    let mut ids = Vec::new();
     for _ in 0..2 {
         let v = storage
             .upsert_visitor(kefu_server::storage::VisitorUpsert {
@@ -52,9 +54,15 @@ async fn one_batch_orders_opens_once_and_dedupes() {
             })
             .await
             .unwrap();
-        visitors.push(v.info.id);
+        ids.push(v.info.id);
     }
-    let (a, b) = (&visitors[0], &visitors[1]);
+    (ids.remove(0), ids.remove(0))
+}
+
+#[tokio::test]
+async fn one_batch_orders_opens_once_and_dedupes() {
+    let (_dir, storage, site) = fresh().await;
+    let (a, b) = &two_visitors(&*storage, &site).await;
     let batch = vec![
         visitor_msg(a, &site.id, "a1", "first"),
         visitor_msg(b, &site.id, "b1", "other visitor"),
@@ -233,4 +241,76 @@ async fn retries_of_messages_stored_before_the_hashed_keys_are_recognised() {
         .map(|m| m.body)
         .collect();
     assert_eq!(bodies, vec!["before", "after"]);
+}
+
+/// A conversation shows its last message's seq and time, the console's list puts the most
+/// recent activity first, a read marker never passes the last message, and all of it holds
+/// after a restart.
+#[tokio::test]
+async fn conversations_show_their_last_message_newest_activity_first() {
+    let (dir, storage, site) = fresh().await;
+    let (a, b) = &two_visitors(&*storage, &site).await;
+    let mut sent = Vec::new();
+    for (v, cmid) in [(a, "a1"), (b, "b1"), (a, "a2")] {
+        let out = storage
+            .append_batch(&[visitor_msg(v, &site.id, cmid, cmid)])
+            .await
+            .unwrap();
+        sent.push(out[0].as_ref().unwrap().message.clone());
+    }
+    let (conv_a, conv_b) = (&sent[0].conversation_id, &sent[1].conversation_id);
+    let filter = || kefu_server::storage::ConversationFilter {
+        site_ids: Some(vec![site.id.clone()]),
+        statuses: Vec::new(),
+        limit: 10,
+    };
+    let list = storage.list_conversations(filter()).await.unwrap();
+    let shown: Vec<_> = list
+        .iter()
+        .map(|c| (c.id.as_str(), c.last_seq, c.updated_at.as_str()))
+        .collect();
+    let (a_entry, b_entry) = (
+        (conv_a.as_str(), 2, sent[2].created_at.as_str()),
+        (conv_b.as_str(), 1, sent[1].created_at.as_str()),
+    );
+    // Equal times (the same millisecond) may come in either order.
+    assert!(
+        shown == [a_entry, b_entry] || (a_entry.2 == b_entry.2 && shown == [b_entry, a_entry]),
+        "{shown:?}"
+    );
+    let last = list[0].last_message.as_ref().unwrap();
+    assert!(last.body == "a2" || last.body == "b1");
+
+    // Read "up to 99" means up to the last message, so the next one is unread.
+    storage
+        .mark_read(conv_a, kefu::model::SenderKind::Agent, 99)
+        .await
+        .unwrap();
+    let out = storage
+        .append_batch(&[visitor_msg(a, &site.id, "a3", "a3")])
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap().message.seq, 3);
+    let list = storage.list_conversations(filter()).await.unwrap();
+    let entry = list.iter().find(|c| &c.id == conv_a).unwrap();
+    assert_eq!((entry.last_seq, entry.unread), (3, Some(1)));
+    drop(storage);
+
+    let storage = open_at(&dir.path().join("k.db")).await;
+    let conv = storage.conversation(conv_a).await.unwrap().unwrap();
+    assert_eq!(conv.last_seq, 3);
+    let out = storage
+        .append_batch(&[visitor_msg(a, &site.id, "a4", "a4")])
+        .await
+        .unwrap();
+    let next = &out[0].as_ref().unwrap().message;
+    assert_eq!(
+        (next.conversation_id.as_str(), next.seq),
+        (conv_a.as_str(), 4)
+    );
+    let conv = storage.conversation(conv_a).await.unwrap().unwrap();
+    assert_eq!(
+        (conv.last_seq, conv.updated_at.as_str()),
+        (4, next.created_at.as_str())
+    );
 }
