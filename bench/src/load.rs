@@ -142,6 +142,14 @@ pub struct LoadResult {
     /// Filled in by the orchestrator, which sees the server process.
     #[serde(default)]
     pub server_cpu_us_per_msg: Option<f64>,
+    /// The same split between SQLite's threads and the rest (tokio's workers).
+    #[serde(default)]
+    pub server_sqlite_cpu_us_per_msg: Option<f64>,
+    #[serde(default)]
+    pub server_other_cpu_us_per_msg: Option<f64>,
+    /// Bytes the server wrote to disk over the run (log, checkpoints) / messages delivered.
+    #[serde(default)]
+    pub server_disk_write_bytes_per_msg: Option<f64>,
     /// CPU used meanwhile by everything but the server and the generator (% of one core).
     #[serde(default)]
     pub other_cpu_pct: Option<f64>,
@@ -780,10 +788,12 @@ pub async fn run(
     let worker_pid = child.id().unwrap_or(0);
     let other = crate::sysinfo::OtherCpu::start(&[t.pid(), worker_pid])?;
     let cpu0 = t.cpu_ticks()?;
+    let usage0 = crate::sysinfo::ServerUsage::read(t.pid())?;
     stdin.write_all(b"GO\n").await?;
     stdin.flush().await?;
     next("DONE", secs + 120).await?;
     let cpu1 = t.cpu_ticks()?;
+    let usage1 = crate::sysinfo::ServerUsage::read(t.pid())?;
     let other_cpu_pct = other.pct(env.clk_tck);
     let line = next("RESULT ", 60).await?;
     let _ = child.wait().await;
@@ -792,6 +802,14 @@ pub async fn run(
     if r.delivered > 0 {
         let us = (cpu1 - cpu0) as f64 * 1e6 / env.clk_tck as f64;
         r.server_cpu_us_per_msg = Some(us / r.delivered as f64);
+        let per_msg = |before: u64, after: u64, scale: f64| {
+            Some(after.saturating_sub(before) as f64 * scale / r.delivered as f64)
+        };
+        let tick_us = 1e6 / env.clk_tck as f64;
+        r.server_sqlite_cpu_us_per_msg = per_msg(usage0.sqlite_ticks, usage1.sqlite_ticks, tick_us);
+        r.server_other_cpu_us_per_msg = per_msg(usage0.other_ticks, usage1.other_ticks, tick_us);
+        r.server_disk_write_bytes_per_msg =
+            per_msg(usage0.disk_write_bytes, usage1.disk_write_bytes, 1.0);
     }
     t.check_alive()?;
     Ok(r)
@@ -891,6 +909,24 @@ impl LoadResult {
             &name("server_cpu_us_per_msg"),
             self.server_cpu_us_per_msg,
             1,
+        );
+        out.fig(
+            kind,
+            &name("server_sqlite_cpu_us_per_msg"),
+            self.server_sqlite_cpu_us_per_msg,
+            1,
+        );
+        out.fig(
+            kind,
+            &name("server_other_cpu_us_per_msg"),
+            self.server_other_cpu_us_per_msg,
+            1,
+        );
+        out.fig(
+            kind,
+            &name("server_disk_write_bytes_per_msg"),
+            self.server_disk_write_bytes_per_msg,
+            0,
         );
         out.fig(
             kind,

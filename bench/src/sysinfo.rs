@@ -30,6 +30,51 @@ pub fn cpu_ticks(pid: &str) -> anyhow::Result<u64> {
     Ok(utime + stime)
 }
 
+/// Where a server's CPU went, and what it wrote to disk: readings taken before and after a
+/// run, so that a figure per message can be split between SQLite's threads and the rest.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerUsage {
+    /// User plus system ticks of threads named like sqlx's SQLite workers (the writer's, the
+    /// checkpointer's and the readers' connections each run on one).
+    pub sqlite_ticks: u64,
+    /// Ticks of every other thread (tokio's workers, the main thread).
+    pub other_ticks: u64,
+    /// Bytes the process caused to be written to storage (`write_bytes` of `/proc/<pid>/io`).
+    pub disk_write_bytes: u64,
+}
+
+impl ServerUsage {
+    /// Reads every live thread of `pid`. A thread that ends between two readings takes its
+    /// ticks with it, so the split can add up to less than the process's own total.
+    pub fn read(pid: u32) -> anyhow::Result<Self> {
+        let mut usage = Self::default();
+        let tasks = format!("/proc/{pid}/task");
+        for entry in std::fs::read_dir(&tasks).with_context(|| format!("reading {tasks}"))? {
+            let tid = entry?.file_name();
+            let Some(tid) = tid.to_str() else { continue };
+            let Ok(comm) = std::fs::read_to_string(format!("{tasks}/{tid}/comm")) else {
+                continue; // ended meanwhile
+            };
+            let Ok(ticks) = cpu_ticks(&format!("{pid}/task/{tid}")) else {
+                continue;
+            };
+            if comm.starts_with("sqlx-sqlite") {
+                usage.sqlite_ticks += ticks;
+            } else {
+                usage.other_ticks += ticks;
+            }
+        }
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io"))
+            .with_context(|| format!("reading /proc/{pid}/io"))?;
+        usage.disk_write_bytes = io
+            .lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .context("no write_bytes line")?;
+        Ok(usage)
+    }
+}
+
 /// The first three fields of `/proc/loadavg` (other work on the machine skews every figure).
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
