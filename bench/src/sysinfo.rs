@@ -19,15 +19,23 @@ pub fn rss_kb(pid: u32) -> anyhow::Result<u64> {
 
 /// User plus system CPU time of a process (all its threads), in clock ticks.
 pub fn cpu_ticks(pid: &str) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces; the fields after its ')' are fixed.
-    let rest = &stat[stat.rfind(')').context("malformed stat")? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Ok(named_cpu_ticks(pid)?.1)
+}
+
+/// The command name and user plus system CPU ticks of `/proc/<path>/stat` (a process, or a
+/// thread as `<pid>/task/<tid>`).
+fn named_cpu_ticks(path: &str) -> anyhow::Result<(String, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{path}/stat"))
+        .with_context(|| format!("reading /proc/{path}/stat"))?;
+    // The command name (field 2, in parentheses) may hold spaces; the fields after its ')'
+    // are fixed.
+    let open = stat.find('(').context("malformed stat")?;
+    let close = stat.rfind(')').context("malformed stat")?;
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
     // Fields 14 and 15 (utime, stime) are at 11 and 12 counting from field 3.
     let utime: u64 = fields.get(11).context("no utime")?.parse()?;
     let stime: u64 = fields.get(12).context("no stime")?.parse()?;
-    Ok(utime + stime)
+    Ok((stat[open + 1..close].to_owned(), utime + stime))
 }
 
 /// Where a server's CPU went, and what it wrote to disk: readings taken before and after a
@@ -52,11 +60,8 @@ impl ServerUsage {
         for entry in std::fs::read_dir(&tasks).with_context(|| format!("reading {tasks}"))? {
             let tid = entry?.file_name();
             let Some(tid) = tid.to_str() else { continue };
-            let Ok(comm) = std::fs::read_to_string(format!("{tasks}/{tid}/comm")) else {
+            let Ok((comm, ticks)) = named_cpu_ticks(&format!("{pid}/task/{tid}")) else {
                 continue; // ended meanwhile
-            };
-            let Ok(ticks) = cpu_ticks(&format!("{pid}/task/{tid}")) else {
-                continue;
             };
             if comm.starts_with("sqlx-sqlite") {
                 usage.sqlite_ticks += ticks;

@@ -569,7 +569,6 @@ impl SqliteStorage {
 
         // 2. Sequence numbers, in batch order; conversations opened where needed.
         let mut opened: Vec<String> = Vec::new();
-        let mut touched: HashSet<String> = HashSet::new();
         let mut rows: Vec<(usize, Message)> = Vec::new();
         let mut prelude: HashMap<usize, Vec<Message>> = HashMap::new();
         for (i, r) in batch.iter().enumerate() {
@@ -647,7 +646,6 @@ impl SqliteStorage {
                             };
                             prelude.insert(i, vec![m.clone()]);
                             rows.push((usize::MAX, m));
-                            touched.insert(c.id.clone());
                         }
                         current.insert(visitor_id.clone(), c.id.clone());
                         opened.push(c.id.clone());
@@ -660,9 +658,6 @@ impl SqliteStorage {
             let c = convs.get_mut(&conv_id).expect("resolved above");
             c.last_seq += 1;
             c.updated_at = now_text.clone();
-            if !touched.contains(&conv_id) {
-                touched.insert(conv_id.clone());
-            }
             let message = Message {
                 id: new_id(),
                 conversation_id: conv_id,
@@ -718,7 +713,12 @@ impl SqliteStorage {
                 )
             })
             .collect();
-        let last_seqs: Vec<_> = touched.iter().map(|id| (id, convs[id].last_seq)).collect();
+        // Each conversation the new messages went to, with its new last seq.
+        let touched: HashSet<&str> = rows
+            .iter()
+            .map(|(_, m)| m.conversation_id.as_str())
+            .collect();
+        let last_seqs: Vec<_> = touched.iter().map(|id| (id, convs[*id].last_seq)).collect();
         #[derive(serde::Serialize)]
         struct Writes<C, L> {
             now: i64,
