@@ -246,6 +246,18 @@ fn orchestrate(common: &Common, plan: Plan) -> anyhow::Result<()> {
         .block_on(run_plan(common, plan, pin))
 }
 
+/// Prints how long the console's conversation list takes on the data the load left behind.
+async fn console_list(t: &target::Target, out: &mut report::Report) -> anyhow::Result<()> {
+    if let Some((ms, shown)) = t.console_list_ms().await? {
+        out.line("console_list_ms", format!("{ms:.2}"));
+        out.note(format!(
+            "console_list_ms: median of 21 requests for the agent's list of {shown} conversations \
+             (newest activity first, with unread counts, visitors and last messages)"
+        ));
+    }
+    Ok(())
+}
+
 async fn run_plan(common: &Common, plan: Plan, pin: bool) -> anyhow::Result<()> {
     let root = std::fs::canonicalize(&common.root)?;
     let mut out = report::Report;
@@ -295,6 +307,7 @@ async fn run_plan(common: &Common, plan: Plan, pin: bool) -> anyhow::Result<()> 
                     .await?;
                     let l = load::run(&mut t, &env, common, a.rate, a.secs, 0).await?;
                     l.report(kind, "throughput", &mut out, &mut f);
+                    console_list(&t, &mut out).await?;
                 }
                 Plan::Idle(a) => {
                     let i = idle::run(&mut t, &env, &a.idle).await?;
@@ -303,6 +316,7 @@ async fn run_plan(common: &Common, plan: Plan, pin: bool) -> anyhow::Result<()> 
                 Plan::Throughput(a) => {
                     let l = load::run(&mut t, &env, common, a.rate, a.secs, 0).await?;
                     l.report(kind, "throughput", &mut out, &mut f);
+                    console_list(&t, &mut out).await?;
                 }
                 Plan::Sweep(a) => {
                     load::sweep(

@@ -388,6 +388,34 @@ impl Target {
         Ok(path)
     }
 
+    /// The agent console's conversation list as the load left it: the median time of `GET
+    /// /api/v1/conversations?limit=50` over 21 requests, and how many conversations it showed
+    /// (with their unread counts, visitors and last messages). `None` for the relay.
+    pub async fn console_list_ms(&self) -> anyhow::Result<Option<(f64, usize)>> {
+        let (Kind::Kefu, Some(token)) = (self.kind, self.agent_tokens.first()) else {
+            return Ok(None);
+        };
+        let url = format!("http://{}/api/v1/conversations?limit=50", self.addr);
+        let mut times = Vec::new();
+        let mut shown = 0;
+        for _ in 0..21 {
+            let started = Instant::now();
+            let v: serde_json::Value = self
+                .http
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            shown = v["conversations"].as_array().map_or(0, Vec::len);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(Some((times[times.len() / 2], shown)))
+    }
+
     pub fn agents_file(&self) -> anyhow::Result<PathBuf> {
         let path = self.dir.join("agents.txt");
         std::fs::write(&path, self.agent_tokens.join("\n") + "\n")?;

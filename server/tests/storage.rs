@@ -314,3 +314,66 @@ async fn conversations_show_their_last_message_newest_activity_first() {
         (4, next.created_at.as_str())
     );
 }
+
+/// The console's list counts, for each conversation it shows, the visitor's messages after the
+/// agents' read marker: not the agents' own replies, not what was read, and the same for a
+/// conversation on a short page as on a long one.
+#[tokio::test]
+async fn the_console_list_counts_each_conversations_unread_visitor_messages() {
+    let (_dir, storage, site) = fresh().await;
+    let (a, b) = &two_visitors(&*storage, &site).await;
+    let send = async |req: AppendRequest| {
+        let out = storage.append_batch(&[req]).await.unwrap();
+        out[0].as_ref().unwrap().message.clone()
+    };
+    for cmid in ["a1", "a2", "a3"] {
+        send(visitor_msg(a, &site.id, cmid, cmid)).await;
+    }
+    let b1 = send(visitor_msg(b, &site.id, "b1", "b1")).await;
+    let conv_b = b1.conversation_id.clone();
+    storage
+        .mark_read(&conv_b, SenderKind::Agent, b1.seq)
+        .await
+        .unwrap();
+    let reply = AppendRequest {
+        target: AppendTarget::Conversation(conv_b.clone()),
+        sender: Sender {
+            kind: SenderKind::Agent,
+            id: "agent-1".into(),
+            name: None,
+        },
+        ..visitor_msg(b, &site.id, "r1", "a reply")
+    };
+    send(reply).await;
+    let list = |limit| {
+        storage.list_conversations(kefu_server::storage::ConversationFilter {
+            site_ids: Some(vec![site.id.clone()]),
+            statuses: Vec::new(),
+            limit,
+        })
+    };
+    let unread = |list: &[kefu::model::Conversation]| {
+        let mut u: Vec<_> = list
+            .iter()
+            .map(|c| (c.visitor_id.clone(), c.unread))
+            .collect();
+        u.sort();
+        u
+    };
+    let mut want = vec![(a.clone(), Some(3)), (b.clone(), Some(0))];
+    want.sort();
+    assert_eq!(unread(&list(10).await.unwrap()), want);
+
+    // The visitor writes again after the reply: one unread. A page of one shows the newest.
+    send(visitor_msg(b, &site.id, "b2", "b2")).await;
+    let page = list(1).await.unwrap();
+    assert_eq!(
+        page.iter()
+            .map(|c| (c.id.as_str(), c.unread))
+            .collect::<Vec<_>>(),
+        [(conv_b.as_str(), Some(1))]
+    );
+    let mut want = vec![(a.clone(), Some(3)), (b.clone(), Some(1))];
+    want.sort();
+    assert_eq!(unread(&list(10).await.unwrap()), want);
+}

@@ -1041,8 +1041,7 @@ impl Storage for SqliteStorage {
     async fn list_conversations(&self, filter: ConversationFilter) -> Result<Vec<Conversation>> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT c.id, c.site_id, c.visitor_id, c.status, c.assignee_id, c.last_seq, c.created_at, c.updated_at, \
-             (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.seq > c.agent_read_seq AND m.sender_kind = 'visitor') AS unread \
-             FROM conversations c WHERE 1 = 1",
+             c.agent_read_seq FROM conversations c WHERE 1 = 1",
         );
         if let Some(sites) = &filter.site_ids {
             if sites.is_empty() {
@@ -1063,23 +1062,19 @@ impl Storage for SqliteStorage {
             }
             q.push(")");
         }
-        q.push(" ORDER BY c.updated_at DESC LIMIT ");
+        q.push(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ");
         q.push_bind(filter.limit.clamp(1, 1000) as i64);
         let rows = q.build().fetch_all(&self.read).await?;
-        let mut out: Vec<Conversation> = rows
-            .iter()
-            .map(|row| {
-                let mut c = conversation_from_row(row);
-                c.unread = Some(row.get::<i64, _>("unread") as u64);
-                c
-            })
-            .collect();
-        // The visitors and last messages of the whole page: two queries, not two per row.
+        let mut out: Vec<Conversation> = rows.iter().map(conversation_from_row).collect();
+        // The visitors, last messages and unread counts of the page: two queries, not three per
+        // row. (Counted in the query above, the unread messages were counted for every
+        // conversation the filter matched, before the sort picked the page.)
         let visitor_ids: Vec<&str> = out.iter().map(|c| c.visitor_id.as_str()).collect();
-        let last: Vec<(&str, u64)> = out
+        let last: Vec<(&str, u64, i64)> = out
             .iter()
-            .filter(|c| c.last_seq > 0)
-            .map(|c| (c.id.as_str(), c.last_seq))
+            .zip(&rows)
+            .filter(|(c, _)| c.last_seq > 0)
+            .map(|(c, row)| (c.id.as_str(), c.last_seq, row.get("agent_read_seq")))
             .collect();
         let visitors: HashMap<String, VisitorInfo> = sqlx::query(&format!(
             "SELECT {VISITOR_COLS} FROM visitors WHERE id IN (SELECT value FROM json_each(?))"
@@ -1093,8 +1088,11 @@ impl Storage for SqliteStorage {
             (v.id.clone(), v)
         })
         .collect();
-        let mut messages: HashMap<String, Message> = sqlx::query(&format!(
-            "SELECT {MSG_COLS_M} FROM json_each(?) AS j JOIN messages m \
+        // The visitor's messages after the agents' read marker are unread.
+        let mut messages: HashMap<String, (Message, i64)> = sqlx::query(&format!(
+            "SELECT {MSG_COLS_M}, (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = m.conversation_id \
+             AND u.seq > j.value ->> 2 AND u.sender_kind = 'visitor') AS unread \
+             FROM json_each(?) AS j JOIN messages m \
              ON m.conversation_id = j.value ->> 0 AND m.seq = j.value ->> 1"
         ))
         .bind(json(&last))
@@ -1103,12 +1101,14 @@ impl Storage for SqliteStorage {
         .iter()
         .map(|r| {
             let m = message_from_row(r);
-            (m.conversation_id.clone(), m)
+            (m.conversation_id.clone(), (m, r.get("unread")))
         })
         .collect();
         for c in &mut out {
             c.visitor = visitors.get(&c.visitor_id).cloned();
-            c.last_message = messages.remove(&c.id).map(Box::new);
+            let (last, unread) = messages.remove(&c.id).unzip();
+            c.last_message = last.map(Box::new);
+            c.unread = Some(unread.unwrap_or(0) as u64);
         }
         Ok(out)
     }
