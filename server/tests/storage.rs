@@ -377,3 +377,44 @@ async fn the_console_list_counts_each_conversations_unread_visitor_messages() {
     want.sort();
     assert_eq!(unread(&list(10).await.unwrap()), want);
 }
+
+/// Under steady writes the write-ahead log starts over instead of growing without bound: the
+/// checkpointer copies it into the database and asks the group commit to restart it between
+/// two batches. Here about three times the restart size (16 MiB) goes through the log.
+#[tokio::test]
+async fn the_write_ahead_log_stays_bounded_under_steady_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = kefu_server::config::Settings::default();
+    settings.storage.url = format!("sqlite://{}", dir.path().join("k.db").display());
+    settings.storage.checkpoint_interval_ms = 10;
+    let storage = kefu_server::open_storage(&settings).await.unwrap();
+    let site = storage.create_site("S", &[]).await.unwrap();
+    let (a, b) = two_visitors(&*storage, &site).await;
+    let writer = kefu_server::storage::writer::Writer::spawn(
+        storage.clone(),
+        100,
+        std::time::Duration::ZERO,
+        std::sync::Arc::new(|_, _| {}),
+    );
+    let wal = dir.path().join("k.db-wal");
+    let body = "x".repeat(3_000);
+    let (mut written, mut largest) = (0u64, 0u64);
+    let mut n = 0;
+    while written < 48 << 20 {
+        let batch = (0..100).map(|i| {
+            n += 1;
+            let v = if i % 2 == 0 { &a } else { &b };
+            writer.append(visitor_msg(v, &site.id, &n.to_string(), &body), 0)
+        });
+        for out in futures_util::future::join_all(batch).await {
+            out.unwrap();
+        }
+        written += 100 * body.len() as u64;
+        largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+    }
+    // About 18 MiB here: the restart size and what came in until the restart.
+    assert!(
+        largest < 32 << 20,
+        "the log reached {largest} bytes while {written} bytes of messages went through it"
+    );
+}

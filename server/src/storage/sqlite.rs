@@ -149,7 +149,7 @@ impl SqliteStorage {
 /// Under steady writes a passive pass never finds the whole log copied with no commit under way,
 /// so the log never starts over by itself and grows without bound (1.6 GB in 30 s at 8,000
 /// messages per second). Once it holds more than [`WAL_RESTART_FRAMES`] pages, this task asks the
-/// writer to restart it after its next commit (`restart_log`): on the writer's own connection a
+/// writer to restart it between two batches (`restart_log`): on the writer's own connection a
 /// `RESTART` checkpoint waits for no other writer, and what it copies is what came in since the
 /// last passive pass. (Run here instead, it and the writer wait for each other through
 /// SQLite's busy handler, whose sleeps held commits for 150-200 ms.)
@@ -1303,6 +1303,12 @@ impl Storage for SqliteStorage {
             }
         };
         conn.0 = None;
+        Ok(out)
+    }
+
+    /// Restarts the write-ahead log when the checkpointer asked for it (see [`checkpoints`]):
+    /// after the batch that found the request has been answered, not before.
+    async fn between_batches(&self) {
         if self.restart_log.swap(false, Ordering::Relaxed)
             && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
                 .execute(&self.write)
@@ -1310,7 +1316,6 @@ impl Storage for SqliteStorage {
         {
             tracing::warn!(error = %e, "restarting the write-ahead log failed; retrying later");
         }
-        Ok(out)
     }
 
     async fn messages_after(

@@ -5,6 +5,8 @@
 //! when idle a message commits alone at once. After a commit the writer hands each new message
 //! to `on_commit` in commit order, *then* answers the senders: everything a conversation's
 //! subscribers receive is in `seq` order, and an ack never precedes the commit.
+//! Upkeep the storage needs between two transactions (SQLite's log restart) runs after the
+//! answers, so the batch that happens to precede it does not wait for it.
 //!
 //! Each commit has a fixed cost (the statements' round trips to SQLite's thread, the log write
 //! and its fsync) that the batch shares, so when more than one message is already waiting the
@@ -133,6 +135,7 @@ async fn run(
                 }
             }
             reqs.clear();
+            storage.between_batches().await;
         }
         for done in flushes.drain(..) {
             let _ = done.send(());
