@@ -1088,10 +1088,11 @@ impl Storage for SqliteStorage {
             (v.id.clone(), v)
         })
         .collect();
-        // The visitor's messages after the agents' read marker are unread.
+        // The visitor's messages after the agents' read marker are unread, up to the last one
+        // this page shows (a message committed since is not counted without being shown).
         let mut messages: HashMap<String, (Message, i64)> = sqlx::query(&format!(
             "SELECT {MSG_COLS_M}, (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = m.conversation_id \
-             AND u.seq > j.value ->> 2 AND u.sender_kind = 'visitor') AS unread \
+             AND u.seq > j.value ->> 2 AND u.seq <= m.seq AND u.sender_kind = 'visitor') AS unread \
              FROM json_each(?) AS j JOIN messages m \
              ON m.conversation_id = j.value ->> 0 AND m.seq = j.value ->> 1"
         ))
