@@ -246,8 +246,17 @@ fn orchestrate(common: &Common, plan: Plan) -> anyhow::Result<()> {
         .block_on(run_plan(common, plan, pin))
 }
 
-/// Prints how long the console's conversation list takes on the data the load left behind.
-async fn console_list(t: &target::Target, out: &mut report::Report) -> anyhow::Result<()> {
+/// Prints how long the console's conversation list takes on the data the load left behind,
+/// once the server has finished the load's backlog.
+async fn console_list(
+    t: &mut target::Target,
+    env: &target::Env,
+    out: &mut report::Report,
+) -> anyhow::Result<()> {
+    if t.kind == target::Kind::Relay {
+        return Ok(());
+    }
+    t.wait_quiet(env.clk_tck).await?;
     if let Some((ms, shown)) = t.console_list_ms().await? {
         out.line("console_list_ms", format!("{ms:.2}"));
         out.note(format!(
@@ -307,7 +316,7 @@ async fn run_plan(common: &Common, plan: Plan, pin: bool) -> anyhow::Result<()> 
                     .await?;
                     let l = load::run(&mut t, &env, common, a.rate, a.secs, 0).await?;
                     l.report(kind, "throughput", &mut out, &mut f);
-                    console_list(&t, &mut out).await?;
+                    console_list(&mut t, &env, &mut out).await?;
                 }
                 Plan::Idle(a) => {
                     let i = idle::run(&mut t, &env, &a.idle).await?;
@@ -316,7 +325,7 @@ async fn run_plan(common: &Common, plan: Plan, pin: bool) -> anyhow::Result<()> 
                 Plan::Throughput(a) => {
                     let l = load::run(&mut t, &env, common, a.rate, a.secs, 0).await?;
                     l.report(kind, "throughput", &mut out, &mut f);
-                    console_list(&t, &mut out).await?;
+                    console_list(&mut t, &env, &mut out).await?;
                 }
                 Plan::Sweep(a) => {
                     load::sweep(
