@@ -400,16 +400,17 @@ impl Target {
         let mut shown = 0;
         for _ in 0..21 {
             let started = Instant::now();
-            let v: serde_json::Value = self
+            let body = self
                 .http
                 .get(&url)
                 .bearer_auth(token)
                 .send()
                 .await?
                 .error_for_status()?
-                .json()
+                .bytes()
                 .await?;
             times.push(started.elapsed().as_secs_f64() * 1000.0);
+            let v: serde_json::Value = serde_json::from_slice(&body)?;
             shown = v["conversations"].as_array().map_or(0, Vec::len);
         }
         times.sort_by(f64::total_cmp);

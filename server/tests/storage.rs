@@ -364,7 +364,8 @@ async fn the_console_list_counts_each_conversations_unread_visitor_messages() {
     want.sort();
     assert_eq!(unread(&list(10).await.unwrap()), want);
 
-    // The visitor writes again after the reply: one unread. A page of one shows the newest.
+    // The visitor writes again after the reply: one unread. A page of one shows the newest
+    // (equal times are ordered by id, and ids grow with time).
     send(visitor_msg(b, &site.id, "b2", "b2")).await;
     let page = list(1).await.unwrap();
     assert_eq!(
@@ -412,9 +413,11 @@ async fn the_write_ahead_log_stays_bounded_under_steady_writes() {
         written += 100 * body.len() as u64;
         largest = largest.max(std::fs::metadata(&wal).unwrap().len());
     }
-    // About 18 MiB here: the restart size and what came in until the restart.
+    // About 18 MiB here: the restart size and what came in until the restart. (With no
+    // restart it reaches about 117 MiB.)
     assert!(
-        largest < 32 << 20,
-        "the log reached {largest} bytes while {written} bytes of messages went through it"
+        largest < 40 << 20,
+        "the log reached {largest} bytes while {written} bytes of messages went through it \
+         (a checkpointer starved of CPU restarts it late)"
     );
 }

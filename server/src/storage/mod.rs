@@ -293,8 +293,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Appends every request in one transaction, in order; one result per request.
     /// A storage failure fails the whole batch (nothing of it is committed).
     async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<AppendOutcome>>>;
-    /// Upkeep that must run between two batches, called by the group commit once it has
-    /// handed a batch's outcomes on (so no sender waits for it). Nothing by default.
+    /// Upkeep that must run between two batches, called by the group commit after a batch that
+    /// committed, once its outcomes are handed on (the batch it follows is not held up by it;
+    /// the next one is). Nothing by default.
     async fn between_batches(&self) {}
     /// Messages with `seq > after_seq`, ascending, at most `limit`.
     async fn messages_after(

@@ -20,7 +20,7 @@ pub struct SqliteStorage {
     write: SqlitePool,
     read: SqlitePool,
     /// Set by the checkpoint task when the write-ahead log should start over (see
-    /// `checkpoints`); the writer does it after its next commit.
+    /// `checkpoints`); the writer does it once it has answered its next successful batch.
     restart_log: Arc<AtomicBool>,
     /// The key of the idempotency hash (see [`MessageKey`]).
     message_key: MessageKey,
@@ -72,9 +72,10 @@ impl SqliteStorage {
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory")
             .statement_cache_capacity(64);
-        // The writer never checkpoints: copying the write-ahead log into the database (and
-        // fsyncing it) would stall the commit that crossed the threshold, and every ack queued
-        // behind it. A connection of its own does it beside the writer (`checkpoints`).
+        // The writer never checkpoints during a commit: copying the write-ahead log into the
+        // database (and fsyncing it) would stall the commit that crossed the threshold, and
+        // every ack queued behind it. A connection of its own does it beside the writer
+        // (`checkpoints`); the writer only restarts the log between batches.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -1310,12 +1311,26 @@ impl Storage for SqliteStorage {
     /// Restarts the write-ahead log when the checkpointer asked for it (see [`checkpoints`]):
     /// after the batch that found the request has been answered, not before.
     async fn between_batches(&self) {
-        if self.restart_log.swap(false, Ordering::Relaxed)
-            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-                .execute(&self.write)
-                .await
+        if !self.restart_log.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        // (busy, pages in the log, pages copied): busy when a reader held it back.
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
+            .fetch_one(&self.write)
+            .await
         {
-            tracing::warn!(error = %e, "restarting the write-ahead log failed; retrying later");
+            Ok((0, _, _)) => {}
+            // The checkpointer asks again on its next pass if the log is still long.
+            Ok((_, frames, copied)) => {
+                tracing::debug!(
+                    frames,
+                    copied,
+                    "a reader held the write-ahead log's restart back"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "restarting the write-ahead log failed; retrying later");
+            }
         }
     }
 

@@ -5,8 +5,9 @@
 //! when idle a message commits alone at once. After a commit the writer hands each new message
 //! to `on_commit` in commit order, *then* answers the senders: everything a conversation's
 //! subscribers receive is in `seq` order, and an ack never precedes the commit.
-//! Upkeep the storage needs between two transactions (SQLite's log restart) runs after the
-//! answers, so the batch that happens to precede it does not wait for it.
+//! Upkeep the storage needs between two transactions (SQLite's log restart) runs after a
+//! successful batch has been answered (and pending flushes too), so that batch does not wait
+//! for it; the next one does.
 //!
 //! Each commit has a fixed cost (the statements' round trips to SQLite's thread, the log write
 //! and its fsync) that the batch shares, so when more than one message is already waiting the
@@ -114,10 +115,12 @@ async fn run(
                 Job::Flush(done) => flushes.push(done),
             }
         }
+        let mut committed = false;
         if !reqs.is_empty() {
             let span = tracing::debug_span!("group_commit", batch = reqs.len());
             match storage.append_batch(&reqs).instrument(span).await {
                 Ok(results) => {
+                    committed = true;
                     for ((origin, reply), result) in waiting.drain(..).zip(results) {
                         if let Ok(outcome) = &result
                             && !outcome.duplicate
@@ -135,10 +138,12 @@ async fn run(
                 }
             }
             reqs.clear();
-            storage.between_batches().await;
         }
         for done in flushes.drain(..) {
             let _ = done.send(());
+        }
+        if committed {
+            storage.between_batches().await;
         }
     }
 }
