@@ -157,22 +157,17 @@ async fn open_at(path: &std::path::Path) -> std::sync::Arc<dyn kefu_server::stor
     kefu_server::open_storage(&settings).await.unwrap()
 }
 
-/// A database written before the idempotency index held hashed keys still recognises retries
-/// of the messages it stored then, after the upgrade and after a further restart; the same
-/// client_msg_id from another sender is a new message.
-#[tokio::test]
-async fn retries_of_messages_stored_before_the_hashed_keys_are_recognised() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("k.db");
-    // The schema as the first two migrations left it, and a message stored under it.
+/// A new database at `db` with only the given migrations applied: the schema an older release
+/// left, to store data under before the server upgrades it.
+async fn database_as_of(db: &std::path::Path, migrations: &[&str]) -> sqlx::SqlitePool {
     let old = tempfile::tempdir().unwrap();
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
-    for f in ["20261127000001_init.sql", "20261127000002_bot.sql"] {
-        std::fs::copy(migrations.join(f), old.path().join(f)).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
+    for f in migrations {
+        std::fs::copy(all.join(f), old.path().join(f)).unwrap();
     }
     let pool = sqlx::SqlitePool::connect_with(
         sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&db)
+            .filename(db)
             .create_if_missing(true),
     )
     .await
@@ -183,6 +178,18 @@ async fn retries_of_messages_stored_before_the_hashed_keys_are_recognised() {
         .run(&pool)
         .await
         .unwrap();
+    pool
+}
+
+/// A database written before the idempotency index held hashed keys still recognises retries
+/// of the messages it stored then, after the upgrade and after a further restart; the same
+/// client_msg_id from another sender is a new message.
+#[tokio::test]
+async fn retries_of_messages_stored_before_the_hashed_keys_are_recognised() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    // The schema as the first two migrations left it, and a message stored under it.
+    let pool = database_as_of(&db, &["20261127000001_init.sql", "20261127000002_bot.sql"]).await;
     sqlx::raw_sql(
         "INSERT INTO sites (id, site_key, secret, name, created_at) VALUES ('s', 'k', 'x', 'S', 0); \
          INSERT INTO visitors (id, site_id, created_at, last_seen_at) VALUES ('v', 's', 0, 0), ('w', 's', 0, 0); \
@@ -420,4 +427,72 @@ async fn the_write_ahead_log_stays_bounded_under_steady_writes() {
         "the log reached {largest} bytes while {written} bytes of messages went through it \
          (a checkpointer starved of CPU restarts it late)"
     );
+}
+
+/// A database written before unread counts were kept on the conversation shows the same counts
+/// after the upgrade, and they follow new messages and reads from there.
+#[tokio::test]
+async fn unread_counts_of_a_database_from_before_they_were_kept_carry_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let pool = database_as_of(
+        &db,
+        &[
+            "20261127000001_init.sql",
+            "20261127000002_bot.sql",
+            "20261128000003_message_keys.sql",
+        ],
+    )
+    .await;
+    // c: visitor, agent, visitor, visitor; the agents read up to 2: two unread.
+    // d: one visitor message, read: none unread.
+    sqlx::raw_sql(
+        "INSERT INTO sites (id, site_key, secret, name, created_at) VALUES ('s', 'k', 'x', 'S', 0); \
+         INSERT INTO visitors (id, site_id, created_at, last_seen_at) VALUES ('v', 's', 0, 0), ('w', 's', 0, 0); \
+         INSERT INTO conversations (id, site_id, visitor_id, status, last_seq, agent_read_seq, created_at, updated_at) \
+         VALUES ('c', 's', 'v', 'open', 4, 2, 0, 2), ('d', 's', 'w', 'open', 1, 1, 0, 1); \
+         INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, body, created_at) VALUES \
+         ('m1', 'c', 1, 'visitor', 'v', 'hi', 0), ('m2', 'c', 2, 'agent', 'a', 'hello', 0), \
+         ('m3', 'c', 3, 'visitor', 'v', 'so', 0), ('m4', 'c', 4, 'visitor', 'v', 'well', 0), \
+         ('m5', 'd', 1, 'visitor', 'w', 'hey', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let storage = open_at(&db).await;
+    let unread = async || {
+        let list = storage
+            .list_conversations(kefu_server::storage::ConversationFilter {
+                site_ids: None,
+                statuses: Vec::new(),
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        let mut u: Vec<_> = list.into_iter().map(|c| (c.id, c.unread)).collect();
+        u.sort();
+        u
+    };
+    let counts = |c, d| vec![("c".to_owned(), Some(c)), ("d".to_owned(), Some(d))];
+    assert_eq!(unread().await, counts(2, 0));
+    storage
+        .append_batch(&[visitor_msg("v", "s", "v5", "one more")])
+        .await
+        .unwrap();
+    assert_eq!(unread().await, counts(3, 0));
+    // Reading up to 3 passes one of them; reading back to 1 changes nothing.
+    storage.mark_read("c", SenderKind::Agent, 3).await.unwrap();
+    assert_eq!(unread().await, counts(2, 0));
+    storage.mark_read("c", SenderKind::Agent, 1).await.unwrap();
+    assert_eq!(unread().await, counts(2, 0));
+    // The visitor's own read marker is not the agents'.
+    storage
+        .mark_read("c", SenderKind::Visitor, 5)
+        .await
+        .unwrap();
+    assert_eq!(unread().await, counts(2, 0));
+    storage.mark_read("c", SenderKind::Agent, 99).await.unwrap();
+    assert_eq!(unread().await, counts(0, 0));
 }

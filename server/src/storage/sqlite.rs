@@ -714,12 +714,17 @@ impl SqliteStorage {
                 )
             })
             .collect();
-        // Each conversation the new messages went to, with its new last seq.
-        let touched: HashSet<&str> = rows
+        // Each conversation the new messages went to, with its new last seq and how many of
+        // them the visitor sent (its unread count, see the migration `unread_counts`).
+        let mut touched: HashMap<&str, u64> = HashMap::new();
+        for (_, m) in &rows {
+            *touched.entry(m.conversation_id.as_str()).or_default() +=
+                u64::from(m.sender.kind == SenderKind::Visitor);
+        }
+        let last_seqs: Vec<_> = touched
             .iter()
-            .map(|(_, m)| m.conversation_id.as_str())
+            .map(|(id, visitor)| (id, convs[*id].last_seq, visitor))
             .collect();
-        let last_seqs: Vec<_> = touched.iter().map(|id| (id, convs[*id].last_seq)).collect();
         #[derive(serde::Serialize)]
         struct Writes<C, L> {
             now: i64,
@@ -738,7 +743,8 @@ impl SqliteStorage {
              INSERT INTO messages (id, conversation_id, seq, sender_kind, sender_id, sender_name, body, private, client_msg_id, created_at, quick_replies, meta, key_hash) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, ?1 ->> '$.now', value ->> 9, value ->> 10, value ->> 11 \
              FROM json_each(?2); \
-             UPDATE conversations SET last_seq = j.value ->> 1, updated_at = ?1 ->> '$.now' \
+             UPDATE conversations SET last_seq = j.value ->> 1, updated_at = ?1 ->> '$.now', \
+             visitor_msgs = visitor_msgs + (j.value ->> 2) \
              FROM json_each(?1, '$.last_seq') AS j WHERE conversations.id = j.value ->> 0; \
              COMMIT",
         )
@@ -1042,7 +1048,7 @@ impl Storage for SqliteStorage {
     async fn list_conversations(&self, filter: ConversationFilter) -> Result<Vec<Conversation>> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT c.id, c.site_id, c.visitor_id, c.status, c.assignee_id, c.last_seq, c.created_at, c.updated_at, \
-             c.agent_read_seq FROM conversations c WHERE 1 = 1",
+             c.visitor_msgs - c.agent_read_visitor_msgs AS unread FROM conversations c WHERE 1 = 1",
         );
         if let Some(sites) = &filter.site_ids {
             if sites.is_empty() {
@@ -1066,16 +1072,20 @@ impl Storage for SqliteStorage {
         q.push(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ");
         q.push_bind(filter.limit.clamp(1, 1000) as i64);
         let rows = q.build().fetch_all(&self.read).await?;
-        let mut out: Vec<Conversation> = rows.iter().map(conversation_from_row).collect();
-        // The visitors, last messages and unread counts of the page: two queries, not three per
-        // row. (Counted in the query above, the unread messages were counted for every
-        // conversation the filter matched, before the sort picked the page.)
-        let visitor_ids: Vec<&str> = out.iter().map(|c| c.visitor_id.as_str()).collect();
-        let last: Vec<(&str, u64, i64)> = out
+        let mut out: Vec<Conversation> = rows
             .iter()
-            .zip(&rows)
-            .filter(|(c, _)| c.last_seq > 0)
-            .map(|(c, row)| (c.id.as_str(), c.last_seq, row.get("agent_read_seq")))
+            .map(|row| {
+                let mut c = conversation_from_row(row);
+                c.unread = Some(row.get::<i64, _>("unread").max(0) as u64);
+                c
+            })
+            .collect();
+        // The visitors and last messages of the whole page: two queries, not two per row.
+        let visitor_ids: Vec<&str> = out.iter().map(|c| c.visitor_id.as_str()).collect();
+        let last: Vec<(&str, u64)> = out
+            .iter()
+            .filter(|c| c.last_seq > 0)
+            .map(|c| (c.id.as_str(), c.last_seq))
             .collect();
         let visitors: HashMap<String, VisitorInfo> = sqlx::query(&format!(
             "SELECT {VISITOR_COLS} FROM visitors WHERE id IN (SELECT value FROM json_each(?))"
@@ -1089,12 +1099,8 @@ impl Storage for SqliteStorage {
             (v.id.clone(), v)
         })
         .collect();
-        // The visitor's messages after the agents' read marker are unread, up to the last one
-        // this page shows (a message committed since is not counted without being shown).
-        let mut messages: HashMap<String, (Message, i64)> = sqlx::query(&format!(
-            "SELECT {MSG_COLS_M}, (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = m.conversation_id \
-             AND u.seq > j.value ->> 2 AND u.seq <= m.seq AND u.sender_kind = 'visitor') AS unread \
-             FROM json_each(?) AS j JOIN messages m \
+        let mut messages: HashMap<String, Message> = sqlx::query(&format!(
+            "SELECT {MSG_COLS_M} FROM json_each(?) AS j JOIN messages m \
              ON m.conversation_id = j.value ->> 0 AND m.seq = j.value ->> 1"
         ))
         .bind(json(&last))
@@ -1103,14 +1109,12 @@ impl Storage for SqliteStorage {
         .iter()
         .map(|r| {
             let m = message_from_row(r);
-            (m.conversation_id.clone(), (m, r.get("unread")))
+            (m.conversation_id.clone(), m)
         })
         .collect();
         for c in &mut out {
             c.visitor = visitors.get(&c.visitor_id).cloned();
-            let (last, unread) = messages.remove(&c.id).unzip();
-            c.last_message = last.map(Box::new);
-            c.unread = Some(unread.unwrap_or(0) as u64);
+            c.last_message = messages.remove(&c.id).map(Box::new);
         }
         Ok(out)
     }
@@ -1269,17 +1273,26 @@ impl Storage for SqliteStorage {
     }
 
     async fn mark_read(&self, id: &str, reader: SenderKind, seq: u64) -> Result<()> {
-        let column = match reader {
-            SenderKind::Visitor => "visitor_read_seq",
-            _ => "agent_read_seq",
+        // An agent's read also counts the visitor's messages it passes (the SET expressions
+        // all see the row as it was).
+        let sql = match reader {
+            SenderKind::Visitor => {
+                "UPDATE conversations SET visitor_read_seq = MAX(visitor_read_seq, MIN(?1, last_seq)) \
+                 WHERE id = ?2"
+            }
+            _ => {
+                "UPDATE conversations SET agent_read_seq = MAX(agent_read_seq, MIN(?1, last_seq)), \
+                 agent_read_visitor_msgs = agent_read_visitor_msgs + (SELECT COUNT(*) FROM messages m \
+                 WHERE m.conversation_id = conversations.id AND m.seq > conversations.agent_read_seq \
+                 AND m.seq <= MIN(?1, conversations.last_seq) AND m.sender_kind = 'visitor') \
+                 WHERE id = ?2"
+            }
         };
-        sqlx::query(&format!(
-            "UPDATE conversations SET {column} = MAX({column}, MIN(?, last_seq)) WHERE id = ?"
-        ))
-        .bind(seq as i64)
-        .bind(id)
-        .execute(&self.write)
-        .await?;
+        sqlx::query(sql)
+            .bind(seq as i64)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
