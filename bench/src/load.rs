@@ -800,12 +800,11 @@ pub async fn run(
     let mut r: LoadResult = serde_json::from_str(&line["RESULT ".len()..])?;
     r.other_cpu_pct = other_cpu_pct;
     if r.delivered > 0 {
-        let us = (cpu1 - cpu0) as f64 * 1e6 / env.clk_tck as f64;
-        r.server_cpu_us_per_msg = Some(us / r.delivered as f64);
         let per_msg = |before: u64, after: u64, scale: f64| {
             Some(after.saturating_sub(before) as f64 * scale / r.delivered as f64)
         };
         let tick_us = 1e6 / env.clk_tck as f64;
+        r.server_cpu_us_per_msg = per_msg(cpu0, cpu1, tick_us);
         r.server_sqlite_cpu_us_per_msg = per_msg(usage0.sqlite_ticks, usage1.sqlite_ticks, tick_us);
         r.server_other_cpu_us_per_msg = per_msg(usage0.other_ticks, usage1.other_ticks, tick_us);
         r.server_disk_write_bytes_per_msg =

@@ -59,6 +59,22 @@ async fn two_visitors(
     (ids.remove(0), ids.remove(0))
 }
 
+/// The console's list of every status: of `site` (all sites with `None`), at most `limit`.
+async fn listed(
+    storage: &dyn kefu_server::storage::Storage,
+    site: Option<&str>,
+    limit: u32,
+) -> Vec<kefu::model::Conversation> {
+    storage
+        .list_conversations(kefu_server::storage::ConversationFilter {
+            site_ids: site.map(|s| vec![s.to_owned()]),
+            statuses: Vec::new(),
+            limit,
+        })
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn one_batch_orders_opens_once_and_dedupes() {
     let (_dir, storage, site) = fresh().await;
@@ -266,12 +282,7 @@ async fn conversations_show_their_last_message_newest_activity_first() {
         sent.push(out[0].as_ref().unwrap().message.clone());
     }
     let (conv_a, conv_b) = (&sent[0].conversation_id, &sent[1].conversation_id);
-    let filter = || kefu_server::storage::ConversationFilter {
-        site_ids: Some(vec![site.id.clone()]),
-        statuses: Vec::new(),
-        limit: 10,
-    };
-    let list = storage.list_conversations(filter()).await.unwrap();
+    let list = listed(&*storage, Some(&site.id), 10).await;
     let shown: Vec<_> = list
         .iter()
         .map(|c| (c.id.as_str(), c.last_seq, c.updated_at.as_str()))
@@ -290,7 +301,7 @@ async fn conversations_show_their_last_message_newest_activity_first() {
 
     // Read "up to 99" means up to the last message, so the next one is unread.
     storage
-        .mark_read(conv_a, kefu::model::SenderKind::Agent, 99)
+        .mark_read(conv_a, SenderKind::Agent, 99)
         .await
         .unwrap();
     let out = storage
@@ -298,7 +309,7 @@ async fn conversations_show_their_last_message_newest_activity_first() {
         .await
         .unwrap();
     assert_eq!(out[0].as_ref().unwrap().message.seq, 3);
-    let list = storage.list_conversations(filter()).await.unwrap();
+    let list = listed(&*storage, Some(&site.id), 10).await;
     let entry = list.iter().find(|c| &c.id == conv_a).unwrap();
     assert_eq!((entry.last_seq, entry.unread), (3, Some(1)));
     drop(storage);
@@ -352,13 +363,7 @@ async fn the_console_list_counts_each_conversations_unread_visitor_messages() {
         ..visitor_msg(b, &site.id, "r1", "a reply")
     };
     send(reply).await;
-    let list = |limit| {
-        storage.list_conversations(kefu_server::storage::ConversationFilter {
-            site_ids: Some(vec![site.id.clone()]),
-            statuses: Vec::new(),
-            limit,
-        })
-    };
+    let list = |limit| listed(&*storage, Some(&site.id), limit);
     let unread = |list: &[kefu::model::Conversation]| {
         let mut u: Vec<_> = list
             .iter()
@@ -369,12 +374,12 @@ async fn the_console_list_counts_each_conversations_unread_visitor_messages() {
     };
     let mut want = vec![(a.clone(), Some(3)), (b.clone(), Some(0))];
     want.sort();
-    assert_eq!(unread(&list(10).await.unwrap()), want);
+    assert_eq!(unread(&list(10).await), want);
 
     // The visitor writes again after the reply: one unread. A page of one shows the newest
     // (equal times are ordered by id, and ids grow with time).
     send(visitor_msg(b, &site.id, "b2", "b2")).await;
-    let page = list(1).await.unwrap();
+    let page = list(1).await;
     assert_eq!(
         page.iter()
             .map(|c| (c.id.as_str(), c.unread))
@@ -383,7 +388,7 @@ async fn the_console_list_counts_each_conversations_unread_visitor_messages() {
     );
     let mut want = vec![(a.clone(), Some(3)), (b.clone(), Some(1))];
     want.sort();
-    assert_eq!(unread(&list(10).await.unwrap()), want);
+    assert_eq!(unread(&list(10).await), want);
 }
 
 /// Under steady writes the write-ahead log starts over instead of growing without bound: the
@@ -463,14 +468,7 @@ async fn unread_counts_of_a_database_from_before_they_were_kept_carry_over() {
 
     let storage = open_at(&db).await;
     let unread = async || {
-        let list = storage
-            .list_conversations(kefu_server::storage::ConversationFilter {
-                site_ids: None,
-                statuses: Vec::new(),
-                limit: 10,
-            })
-            .await
-            .unwrap();
+        let list = listed(&*storage, None, 10).await;
         let mut u: Vec<_> = list.into_iter().map(|c| (c.id, c.unread)).collect();
         u.sort();
         u
