@@ -64,8 +64,8 @@ impl Default for Tuning {
             variant_bm25: 0.3,
             w_variant: 0.35,
             w_topic: 0.5,
-            center: 0.51,
-            center_zh: 0.46,
+            center: 0.54,
+            center_zh: 0.48,
             slope: 14.0,
             margin_gain: 10.0,
             coverage_gain: 4.0,
@@ -106,7 +106,7 @@ struct Bm25 {
 }
 
 impl Bm25 {
-    fn build(npacks: usize, docs: &[(usize, Vec<String>)]) -> Bm25 {
+    fn build<T: AsRef<str>>(npacks: usize, docs: &[(usize, Vec<T>)]) -> Bm25 {
         let mut ix = Bm25 {
             lens: docs.iter().map(|(_, t)| t.len() as u32).collect(),
             postings: (0..npacks).map(|_| HashMap::default()).collect(),
@@ -117,11 +117,20 @@ impl Bm25 {
         ix.avgdl = (total as f32 / docs.len().max(1) as f32).max(1.0);
         for (d, (pack, terms)) in docs.iter().enumerate() {
             for (t, n) in tf_counts(terms) {
-                *ix.df.entry(t.to_owned()).or_insert(0) += 1;
-                ix.postings[*pack]
-                    .entry(t.to_owned())
-                    .or_default()
-                    .push((d as u32, n.min(u16::MAX as u32) as u16));
+                // Looked up before inserting: a term is copied once, not once per document.
+                match ix.df.get_mut(t) {
+                    Some(df) => *df += 1,
+                    None => {
+                        ix.df.insert(t.to_owned(), 1);
+                    }
+                }
+                let posting = (d as u32, n.min(u16::MAX as u32) as u16);
+                match ix.postings[*pack].get_mut(t) {
+                    Some(list) => list.push(posting),
+                    None => {
+                        ix.postings[*pack].insert(t.to_owned(), vec![posting]);
+                    }
+                }
             }
         }
         ix
@@ -197,10 +206,16 @@ struct LangIndex {
 
 impl LangIndex {
     fn ngram_idf(&self, g: &str) -> f32 {
-        let n = self.variant_pair.len() as f32;
-        let df = self.ngram_df.get(g).copied().unwrap_or(0) as f32;
-        ((n + 1.0) / (df + 1.0)).ln() + 1.0
+        ngram_idf(
+            self.variant_pair.len(),
+            self.ngram_df.get(g).copied().unwrap_or(0),
+        )
     }
+}
+
+/// The idf of an n-gram found in `df` of `n` question variants.
+fn ngram_idf(n: usize, df: u32) -> f32 {
+    ((n as f32 + 1.0) / (df as f32 + 1.0)).ln() + 1.0
 }
 
 /// Most trailing clauses of one message scored on their own (each costs two searches).
@@ -283,10 +298,12 @@ impl std::fmt::Debug for RetrievalEngine {
     }
 }
 
-fn tf_counts<'a>(items: impl IntoIterator<Item = &'a String>) -> HashMap<&'a str, u32> {
+fn tf_counts<'a, T: AsRef<str> + 'a>(
+    items: impl IntoIterator<Item = &'a T>,
+) -> HashMap<&'a str, u32> {
     let mut m = HashMap::default();
     for t in items {
-        *m.entry(t.as_str()).or_insert(0) += 1;
+        *m.entry(t.as_ref()).or_insert(0) += 1;
     }
     m
 }
@@ -304,11 +321,45 @@ fn id_words(id: &str) -> String {
 struct Collect {
     variants: Vec<(usize, Vec<String>)>,
     variant_pair: Vec<u32>,
-    grams: Vec<Vec<String>>,
-    topics: Vec<(usize, Vec<String>)>,
+    /// Each variant's character n-grams, as (n-gram number, count) sorted by number; the
+    /// numbers index `gram_names`. Numbering them as they are read keeps one copy of each
+    /// n-gram instead of one per occurrence (most of a corpus's memory while it is indexed).
+    grams: Vec<Vec<(u32, u32)>>,
+    gram_names: Vec<String>,
+    gram_numbers: HashMap<String, u32>,
+    /// Per pair: its pack, the range of its variants (a topic document is their terms
+    /// together, borrowed when the index is built) and the words of its id.
+    topics: Vec<(usize, std::ops::Range<usize>, Vec<String>)>,
     pairs: Vec<usize>,
     /// Every question variant as indexed (for the speller's vocabulary).
     questions: Vec<String>,
+}
+
+impl Collect {
+    /// `grams` as (number, count), sorted by number, numbering n-grams not seen before.
+    fn number_grams(&mut self, grams: Vec<String>) -> Vec<(u32, u32)> {
+        let mut numbers: Vec<u32> = grams
+            .into_iter()
+            .map(|g| match self.gram_numbers.get(&g) {
+                Some(&n) => n,
+                None => {
+                    let n = self.gram_names.len() as u32;
+                    self.gram_names.push(g.clone());
+                    self.gram_numbers.insert(g, n);
+                    n
+                }
+            })
+            .collect();
+        numbers.sort_unstable();
+        let mut counted: Vec<(u32, u32)> = Vec::with_capacity(numbers.len());
+        for n in numbers {
+            match counted.last_mut() {
+                Some((last, count)) if *last == n => *count += 1,
+                _ => counted.push((n, 1)),
+            }
+        }
+        counted
+    }
 }
 
 /// One pack's share of a language: its synonyms and the range of its pairs.
@@ -339,25 +390,43 @@ fn collect_language(
         for pair in part.pairs {
             let qa = &pairs[pair].qa;
             let local = c.pairs.len() as u32;
-            let mut topic = Vec::new();
+            let first = c.variants.len();
             for q in &qa.questions {
                 let terms = terms_of(q);
-                topic.extend(terms.iter().cloned());
                 c.variants.push((pi, terms));
                 c.variant_pair.push(local);
                 let clean = entities::strip(q);
-                c.grams.push(text::char_ngrams(family, &clean));
+                let grams = c.number_grams(text::char_ngrams(family, &clean));
+                c.grams.push(grams);
                 c.questions.push(clean.into_owned());
             }
-            if family != Family::Zh {
-                topic.extend(terms_of(&id_words(&qa.id)));
-            }
-            c.topics.push((pi, topic));
+            let id_terms = if family != Family::Zh {
+                terms_of(&id_words(&qa.id))
+            } else {
+                Vec::new()
+            };
+            c.topics.push((pi, first..c.variants.len(), id_terms));
             c.pairs.push(pair);
         }
         all_synonyms[pi] = synonyms;
     }
     (all_synonyms, c)
+}
+
+/// Each pair's topic document: the terms of all its variants, then those of its id.
+fn topic_docs(c: &Collect) -> Vec<(usize, Vec<&str>)> {
+    c.topics
+        .iter()
+        .map(|(pack, variants, id_terms)| {
+            let terms = c.variants[variants.clone()]
+                .iter()
+                .flat_map(|(_, terms)| terms)
+                .chain(id_terms)
+                .map(String::as_str)
+                .collect();
+            (*pack, terms)
+        })
+        .collect()
 }
 
 /// Builds the indexes of one language from what was collected for it.
@@ -371,35 +440,45 @@ fn index_language(
         synonyms,
         variant_pack: c.variants.iter().map(|(p, _)| *p as u32).collect(),
         variants: Bm25::build(npacks, &c.variants),
-        variant_pair: c.variant_pair,
-        pair_pack: c.topics.iter().map(|(p, _)| *p as u32).collect(),
-        topics: Bm25::build(npacks, &c.topics),
+        variant_pair: c.variant_pair.clone(),
+        pair_pack: c.topics.iter().map(|(p, ..)| *p as u32).collect(),
+        topics: Bm25::build(npacks, &topic_docs(&c)),
         pairs: c.pairs,
         ngrams: HashMap::default(),
         ngram_df: HashMap::default(),
         repair: text::Repair::new(family, c.questions.iter().map(String::as_str)),
     };
+    let nvariants = c.grams.len();
+    let mut df = vec![0u32; c.gram_names.len()];
     for grams in &c.grams {
-        for g in tf_counts(grams).into_keys() {
-            *index.ngram_df.entry(g.to_owned()).or_insert(0) += 1;
+        for &(g, _) in grams {
+            df[g as usize] += 1;
         }
     }
+    let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); c.gram_names.len()];
     for (d, grams) in c.grams.iter().enumerate() {
-        let weights: Vec<(&str, f32)> = tf_counts(grams)
-            .into_iter()
-            .map(|(g, n)| (g, (1.0 + (n as f32).ln()) * index.ngram_idf(g)))
+        let weights: Vec<(u32, f32)> = grams
+            .iter()
+            .map(|&(g, n)| {
+                let idf = ngram_idf(nvariants, df[g as usize]);
+                (g, (1.0 + (n as f32).ln()) * idf)
+            })
             .collect();
         let norm = weights.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
         if norm == 0.0 {
             continue;
         }
         for (g, w) in weights {
-            index
-                .ngrams
-                .entry(g.to_owned())
-                .or_default()
-                .push((d as u32, w / norm));
+            postings[g as usize].push((d as u32, w / norm));
         }
+    }
+    index.ngrams.reserve(c.gram_names.len());
+    index.ngram_df.reserve(c.gram_names.len());
+    for ((name, list), df) in c.gram_names.into_iter().zip(postings).zip(df) {
+        if !list.is_empty() {
+            index.ngrams.insert(name.clone(), list);
+        }
+        index.ngram_df.insert(name, df);
     }
     index
 }
@@ -473,9 +552,9 @@ impl RetrievalEngine {
     }
 
     /// An engine over `own` packs (a site's own pairs) that also searches `shared`, an engine
-    /// many sites use without indexing their own copy: building the built-in packs takes about
-    /// half a second and 100–200 MB, a site's own pairs almost nothing. Shared pairs keep their
-    /// indices; this engine's own come after them.
+    /// many sites use without indexing their own copy: building the built-in packs takes up to
+    /// a second and about 250 MB at its peak, a site's own pairs almost nothing. Shared pairs
+    /// keep their indices; this engine's own come after them.
     pub fn layered(
         shared: Arc<RetrievalEngine>,
         own: Vec<Pack>,
