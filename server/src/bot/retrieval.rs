@@ -434,15 +434,16 @@ fn index_language(
     npacks: usize,
     (lang, family, synonyms, c): (String, Family, Vec<Synonyms>, Collect),
 ) -> LangIndex {
+    let topics = Bm25::build(npacks, &topic_docs(&c));
     let mut index = LangIndex {
         lang,
         family,
         synonyms,
         variant_pack: c.variants.iter().map(|(p, _)| *p as u32).collect(),
         variants: Bm25::build(npacks, &c.variants),
-        variant_pair: c.variant_pair.clone(),
+        variant_pair: c.variant_pair,
         pair_pack: c.topics.iter().map(|(p, ..)| *p as u32).collect(),
-        topics: Bm25::build(npacks, &topic_docs(&c)),
+        topics,
         pairs: c.pairs,
         ngrams: HashMap::default(),
         ngram_df: HashMap::default(),
