@@ -421,6 +421,13 @@ impl Bot {
     /// The retrieval engine over the configured packs (also the context source of the LLM
     /// engine). Loading segments every Chinese question, so it also loads jieba's dictionary.
     pub fn retrieval(settings: &BotSettings) -> anyhow::Result<Arc<RetrievalEngine>> {
+        if settings.corpus.is_none() {
+            // The built-in packs all have Chinese: jieba's dictionary loads on a thread of its
+            // own while they are parsed, instead of after, in front of the Chinese questions.
+            std::thread::spawn(|| {
+                text::jieba();
+            });
+        }
         let packs = Self::load_packs(settings)?;
         Ok(Arc::new(RetrievalEngine::with_handoff_words(
             packs,
