@@ -117,20 +117,8 @@ impl Bm25 {
         ix.avgdl = (total as f32 / docs.len().max(1) as f32).max(1.0);
         for (d, (pack, terms)) in docs.iter().enumerate() {
             for (t, n) in tf_counts(terms) {
-                // Looked up before inserting: a term is copied once, not once per document.
-                match ix.df.get_mut(t) {
-                    Some(df) => *df += 1,
-                    None => {
-                        ix.df.insert(t.to_owned(), 1);
-                    }
-                }
-                let posting = (d as u32, n.min(u16::MAX as u32) as u16);
-                match ix.postings[*pack].get_mut(t) {
-                    Some(list) => list.push(posting),
-                    None => {
-                        ix.postings[*pack].insert(t.to_owned(), vec![posting]);
-                    }
-                }
+                *slot(&mut ix.df, t) += 1;
+                slot(&mut ix.postings[*pack], t).push((d as u32, n.min(u16::MAX as u32) as u16));
             }
         }
         ix
@@ -298,6 +286,15 @@ impl std::fmt::Debug for RetrievalEngine {
     }
 }
 
+/// `map[key]`, inserted as `V::default()` when missing: the key is copied only then, not on
+/// every lookup as `entry(key.to_owned())` would.
+fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
 fn tf_counts<'a, T: AsRef<str> + 'a>(
     items: impl IntoIterator<Item = &'a T>,
 ) -> HashMap<&'a str, u32> {
@@ -322,10 +319,9 @@ struct Collect {
     variants: Vec<(usize, Vec<String>)>,
     variant_pair: Vec<u32>,
     /// Each variant's character n-grams, as (n-gram number, count) sorted by number; the
-    /// numbers index `gram_names`. Numbering them as they are read keeps one copy of each
+    /// numbers are `gram_numbers`' values. Numbering them as they are read keeps one copy of each
     /// n-gram instead of one per occurrence (most of a corpus's memory while it is indexed).
     grams: Vec<Vec<(u32, u32)>>,
-    gram_names: Vec<String>,
     gram_numbers: HashMap<String, u32>,
     /// Per pair: its pack, the range of its variants (a topic document is their terms
     /// together, borrowed when the index is built) and the words of its id.
@@ -340,14 +336,9 @@ impl Collect {
     fn number_grams(&mut self, grams: Vec<String>) -> Vec<(u32, u32)> {
         let mut numbers: Vec<u32> = grams
             .into_iter()
-            .map(|g| match self.gram_numbers.get(&g) {
-                Some(&n) => n,
-                None => {
-                    let n = self.gram_names.len() as u32;
-                    self.gram_names.push(g.clone());
-                    self.gram_numbers.insert(g, n);
-                    n
-                }
+            .map(|g| {
+                let next = self.gram_numbers.len() as u32;
+                *self.gram_numbers.entry(g).or_insert(next)
             })
             .collect();
         numbers.sort_unstable();
@@ -450,13 +441,14 @@ fn index_language(
         repair: text::Repair::new(family, c.questions.iter().map(String::as_str)),
     };
     let nvariants = c.grams.len();
-    let mut df = vec![0u32; c.gram_names.len()];
+    let ngrams = c.gram_numbers.len();
+    let mut df = vec![0u32; ngrams];
     for grams in &c.grams {
         for &(g, _) in grams {
             df[g as usize] += 1;
         }
     }
-    let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); c.gram_names.len()];
+    let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); ngrams];
     for (d, grams) in c.grams.iter().enumerate() {
         let weights: Vec<(u32, f32)> = grams
             .iter()
@@ -473,13 +465,14 @@ fn index_language(
             postings[g as usize].push((d as u32, w / norm));
         }
     }
-    index.ngrams.reserve(c.gram_names.len());
-    index.ngram_df.reserve(c.gram_names.len());
-    for ((name, list), df) in c.gram_names.into_iter().zip(postings).zip(df) {
+    index.ngrams.reserve(ngrams);
+    index.ngram_df.reserve(ngrams);
+    for (name, number) in c.gram_numbers {
+        let list = std::mem::take(&mut postings[number as usize]);
         if !list.is_empty() {
             index.ngrams.insert(name.clone(), list);
         }
-        index.ngram_df.insert(name, df);
+        index.ngram_df.insert(name, df[number as usize]);
     }
     index
 }
