@@ -332,15 +332,22 @@ struct Collect {
 }
 
 impl Collect {
-    /// `grams` as (number, count), sorted by number, numbering n-grams not seen before.
-    fn number_grams(&mut self, grams: Vec<String>) -> Vec<(u32, u32)> {
-        let mut numbers: Vec<u32> = grams
-            .into_iter()
-            .map(|g| {
-                let next = self.gram_numbers.len() as u32;
-                *self.gram_numbers.entry(g).or_insert(next)
-            })
-            .collect();
+    /// The character n-grams of `text` as (number, count), sorted by number, numbering n-grams
+    /// not seen before (only those are copied).
+    fn number_grams(&mut self, family: Family, text: &str) -> Vec<(u32, u32)> {
+        let known = &mut self.gram_numbers;
+        let mut numbers: Vec<u32> = Vec::new();
+        text::for_each_char_ngram(family, text, |g| {
+            let n = match known.get(g) {
+                Some(&n) => n,
+                None => {
+                    let n = known.len() as u32;
+                    known.insert(g.to_owned(), n);
+                    n
+                }
+            };
+            numbers.push(n);
+        });
         numbers.sort_unstable();
         let mut counted: Vec<(u32, u32)> = Vec::with_capacity(numbers.len());
         for n in numbers {
@@ -373,26 +380,25 @@ fn collect_language(
     for part in parts {
         let pi = part.pack;
         let synonyms = Synonyms::new(family, &part.synonyms, &part.pack_name);
-        let terms_of = |text: &str| {
-            let clean = entities::strip(text);
-            let base = text::tokenize(family, &clean);
-            synonyms.terms(family, &clean, &base)
+        // Of text already stripped of its entities.
+        let terms_of = |clean: &str| {
+            let base = text::tokenize(family, clean);
+            synonyms.terms(family, clean, &base)
         };
         for pair in part.pairs {
             let qa = &pairs[pair].qa;
             let local = c.pairs.len() as u32;
             let first = c.variants.len();
             for q in &qa.questions {
-                let terms = terms_of(q);
-                c.variants.push((pi, terms));
-                c.variant_pair.push(local);
                 let clean = entities::strip(q);
-                let grams = c.number_grams(text::char_ngrams(family, &clean));
+                c.variants.push((pi, terms_of(&clean)));
+                c.variant_pair.push(local);
+                let grams = c.number_grams(family, &clean);
                 c.grams.push(grams);
                 c.questions.push(clean.into_owned());
             }
             let id_terms = if family != Family::Zh {
-                terms_of(&id_words(&qa.id))
+                terms_of(&entities::strip(&id_words(&qa.id)))
             } else {
                 Vec::new()
             };

@@ -652,21 +652,25 @@ impl Synonyms {
     }
 }
 
-/// Character n-grams for fuzzy matching: for Chinese the characters and character pairs (short
-/// questions and near-synonyms share characters), for other languages the trigrams of each
-/// space-padded word (a typo changes few of them). Repeated n-grams are kept.
-pub fn char_ngrams(family: Family, text: &str) -> Vec<String> {
+/// Calls `f` with each character n-gram of `text`, in order (what [`char_ngrams`] collects),
+/// from one reused buffer: indexing a corpus meets millions of them, mostly repeats.
+pub fn for_each_char_ngram(family: Family, text: &str, mut f: impl FnMut(&str)) {
     let lower = text.to_lowercase();
-    let mut out = Vec::new();
+    let mut gram = String::new();
+    let mut emit = |chars: &[char]| {
+        gram.clear();
+        gram.extend(chars);
+        f(&gram);
+    };
     match family {
         Family::Zh => {
             let chars: Vec<char> = lower.chars().filter(|c| c.is_alphanumeric()).collect();
             for (i, c) in chars.iter().enumerate() {
                 if is_cjk(*c) {
-                    out.push(c.to_string());
+                    emit(&chars[i..=i]);
                 }
-                if let Some(next) = chars.get(i + 1) {
-                    out.push([*c, *next].iter().collect());
+                if i + 1 < chars.len() {
+                    emit(&chars[i..i + 2]);
                 }
             }
         }
@@ -677,15 +681,23 @@ pub fn char_ngrams(family: Family, text: &str) -> Vec<String> {
                     .chain(std::iter::once(' '))
                     .collect();
                 if padded.len() == 3 {
-                    out.push(padded.iter().collect());
+                    emit(&padded);
                     continue;
                 }
                 for win in padded.windows(3) {
-                    out.push(win.iter().collect());
+                    emit(win);
                 }
             }
         }
     }
+}
+
+/// Character n-grams for fuzzy matching: for Chinese the characters and character pairs (short
+/// questions and near-synonyms share characters), for other languages the trigrams of each
+/// space-padded word (a typo changes few of them). Repeated n-grams are kept.
+pub fn char_ngrams(family: Family, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for_each_char_ngram(family, text, |g| out.push(g.to_owned()));
     out
 }
 
