@@ -1,6 +1,7 @@
 //! The bot's engines against local fakes: a webhook service that checks the signature, an
 //! OpenAI-compatible chat endpoint, and the `kefu bot` command line on a tiny corpus.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -361,7 +362,7 @@ fn eval_questions_are_held_out_of_the_builtin_corpus() {
             .flat_map(char::to_lowercase)
             .collect()
     };
-    let mut known = std::collections::HashMap::new();
+    let mut known = HashMap::new();
     for pack in corpus::builtin(&[]).unwrap() {
         for lang in &pack.languages {
             for qa in &lang.qa {
@@ -389,4 +390,86 @@ fn eval_questions_are_held_out_of_the_builtin_corpus() {
         }
     }
     assert!(checked >= 2000, "only {checked} eval questions found");
+}
+
+/// Nor may an eval question be a near copy of a question of the pair it expects (of a decline
+/// example, for an out-of-scope one): a corpus question that holds 70% or more of the eval
+/// question's character trigrams says the same thing in nearly the same words, and would answer
+/// it by rote.
+#[test]
+fn eval_questions_are_worded_apart_from_their_pairs_questions() {
+    fn trigrams(s: &str) -> HashSet<String> {
+        let lower: String = s
+            .chars()
+            .flat_map(|c| {
+                let keep = if c.is_alphanumeric() { c } else { ' ' };
+                keep.to_lowercase()
+            })
+            .collect();
+        let chars: Vec<char> = lower
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .collect();
+        if chars.len() < 3 {
+            return HashSet::from([chars.iter().collect()]);
+        }
+        chars.windows(3).map(|w| w.iter().collect()).collect()
+    }
+    let mut by_pair: HashMap<(String, String), Vec<(String, HashSet<String>)>> = HashMap::new();
+    let mut declines: HashMap<String, Vec<String>> = HashMap::new();
+    for pack in corpus::builtin(&[]).unwrap() {
+        for lang in &pack.languages {
+            for qa in &lang.qa {
+                if qa.decline {
+                    declines
+                        .entry(lang.lang.clone())
+                        .or_default()
+                        .push(qa.id.clone());
+                }
+                let key = (lang.lang.clone(), qa.id.clone());
+                let list = by_pair.entry(key).or_default();
+                list.extend(qa.questions.iter().map(|q| (q.clone(), trigrams(q))));
+            }
+        }
+    }
+    let eval_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/eval");
+    let mut near = Vec::new();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&eval_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let lang = name.split('.').nth(1).unwrap().to_owned();
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let q = v["question"].as_str().unwrap();
+            let expect = v["expect"].as_str().unwrap().to_owned();
+            let ids = if expect == "handoff" {
+                declines.get(&lang).cloned().unwrap_or_default()
+            } else {
+                vec![expect]
+            };
+            let e = trigrams(q);
+            for id in ids {
+                for (c, t) in by_pair
+                    .get(&(lang.clone(), id.clone()))
+                    .into_iter()
+                    .flatten()
+                {
+                    if e.intersection(t).count() as f64 >= 0.7 * e.len() as f64 {
+                        near.push(format!("{name}: {q:?} ~ {id}: {c:?}"));
+                    }
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2000, "only {checked} eval questions found");
+    assert!(
+        near.is_empty(),
+        "{} near copies:\n{}",
+        near.len(),
+        near.join("\n")
+    );
 }

@@ -64,7 +64,7 @@ impl Default for Tuning {
             variant_bm25: 0.3,
             w_variant: 0.35,
             w_topic: 0.5,
-            center: 0.54,
+            center: 0.58,
             center_zh: 0.48,
             slope: 14.0,
             margin_gain: 10.0,
