@@ -417,7 +417,9 @@ fn eval_questions_are_worded_apart_from_their_pairs_questions() {
         }
         chars.windows(3).map(|w| w.iter().collect()).collect()
     }
-    let mut by_pair: HashMap<(String, String), Vec<(String, HashSet<String>)>> = HashMap::new();
+    // (language, pair id) -> the pair's questions with their trigrams.
+    type Questions = Vec<(String, HashSet<String>)>;
+    let mut by_pair: HashMap<(String, String), Questions> = HashMap::new();
     let mut declines: HashMap<String, Vec<String>> = HashMap::new();
     for pack in corpus::builtin(&[]).unwrap() {
         for lang in &pack.languages {
