@@ -352,6 +352,29 @@ fn cli_ask_stats_and_eval() {
     assert!(lines[8].starts_with("p99_ms: "), "{out}");
 }
 
+/// Every line of `corpus/eval`: (file name, language, question, expected intent).
+fn eval_cases() -> Vec<(String, String, String, String)> {
+    let eval_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/eval");
+    let mut cases = Vec::new();
+    for entry in std::fs::read_dir(&eval_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let lang = name.split('.').nth(1).unwrap().to_owned();
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let q = v["question"].as_str().unwrap().to_owned();
+            let expect = v["expect"].as_str().unwrap().to_owned();
+            cases.push((name.clone(), lang.clone(), q, expect));
+        }
+    }
+    assert!(
+        cases.len() >= 2000,
+        "only {} eval questions found",
+        cases.len()
+    );
+    cases
+}
+
 /// `corpus/eval` is held out: none of its questions may appear (ignoring case, spaces and
 /// punctuation) among the questions of the built-in packs, or the eval figures would flatter.
 #[test]
@@ -372,24 +395,13 @@ fn eval_questions_are_held_out_of_the_builtin_corpus() {
             }
         }
     }
-    let eval_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/eval");
-    let mut checked = 0;
-    for entry in std::fs::read_dir(&eval_dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let lang = name.split('.').nth(1).unwrap().to_owned();
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let q = v["question"].as_str().unwrap();
-            let clash = known.get(&(lang.clone(), norm(q)));
-            assert!(
-                clash.is_none(),
-                "{name}: {q:?} is also a question of {clash:?}"
-            );
-            checked += 1;
-        }
+    for (name, lang, q, _) in eval_cases() {
+        let clash = known.get(&(lang, norm(&q)));
+        assert!(
+            clash.is_none(),
+            "{name}: {q:?} is also a question of {clash:?}"
+        );
     }
-    assert!(checked >= 2000, "only {checked} eval questions found");
 }
 
 /// Nor may an eval question be a near copy of a question of the pair it expects (of a decline
@@ -436,38 +448,23 @@ fn eval_questions_are_worded_apart_from_their_pairs_questions() {
             }
         }
     }
-    let eval_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/eval");
     let mut near = Vec::new();
-    let mut checked = 0;
-    for entry in std::fs::read_dir(&eval_dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let lang = name.split('.').nth(1).unwrap().to_owned();
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let q = v["question"].as_str().unwrap();
-            let expect = v["expect"].as_str().unwrap().to_owned();
-            let ids = if expect == "handoff" {
-                declines.get(&lang).cloned().unwrap_or_default()
-            } else {
-                vec![expect]
-            };
-            let e = trigrams(q);
-            for id in ids {
-                for (c, t) in by_pair
-                    .get(&(lang.clone(), id.clone()))
-                    .into_iter()
-                    .flatten()
-                {
-                    if e.intersection(t).count() as f64 >= 0.7 * e.len() as f64 {
-                        near.push(format!("{name}: {q:?} ~ {id}: {c:?}"));
-                    }
+    for (name, lang, q, expect) in eval_cases() {
+        let ids = if expect == "handoff" {
+            declines.get(&lang).cloned().unwrap_or_default()
+        } else {
+            vec![expect]
+        };
+        let e = trigrams(&q);
+        for id in ids {
+            let questions = by_pair.get(&(lang.clone(), id.clone()));
+            for (c, t) in questions.into_iter().flatten() {
+                if e.intersection(t).count() as f64 >= 0.7 * e.len() as f64 {
+                    near.push(format!("{name}: {q:?} ~ {id}: {c:?}"));
                 }
             }
-            checked += 1;
         }
     }
-    assert!(checked >= 2000, "only {checked} eval questions found");
     assert!(
         near.is_empty(),
         "{} near copies:\n{}",
