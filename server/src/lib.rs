@@ -73,6 +73,8 @@ pub struct AppInner {
     pub tasks: TaskTracker,
     pub leptos: LeptosOptions,
     pub sessions: SessionManagerLayer<DynSessionStore>,
+    /// Open WebSockets and waiting long-polls, against `protocols.websocket.max_conn`.
+    pub conns: Arc<gateway::ConnLimit>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -188,6 +190,7 @@ pub async fn launch(
         tasks: TaskTracker::new(),
         leptos: leptos_options(&settings, addr),
         sessions,
+        conns: gateway::ConnLimit::new(settings.protocols.websocket.max_conn),
         settings: Arc::new(settings),
     }));
     let tasks = state.tasks.clone();

@@ -547,6 +547,23 @@ async fn http_errors_say_what_was_wrong() {
         .unwrap()
         .to_owned();
     assert_eq!(csp, "frame-ancestors 'self' https://shop.example");
+    // The frame's script reads the first `site`, decoded: so does the header. An encoded name
+    // before a plain one (of a site open to any page) must not open the locked site's frame to
+    // any page.
+    let open = app.storage.create_site("Open", &[]).await.unwrap();
+    let r = app
+        .http
+        .get(app.url(&format!(
+            "/widget/frame?sit%65={}&site={}",
+            locked.site_key, open.site_key
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-security-policy"].to_str().unwrap(),
+        "frame-ancestors 'self' https://shop.example"
+    );
 
     let r = app
         .http
@@ -606,6 +623,37 @@ async fn agents_log_in_with_a_session_cookie() {
         .unwrap();
     assert_eq!(me["agent"]["email"], "admin@example.com");
     assert_eq!(me["agent"]["role"], "admin");
+
+    // With the cookie, a page of another host (even of the same site, which SameSite=Lax lets
+    // through) may not act or open the agent socket; the console's own pages may.
+    let try_it = |origin: String| {
+        client
+            .post(app.url(&format!("/api/v1/sites/{}/bot/try", app.site_id)))
+            .header("origin", origin)
+            .json(&json!({"text": "hello"}))
+            .send()
+    };
+    let r = try_it("http://shop.localhost".into()).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("http://shop.localhost"), "{message}");
+    assert_eq!(try_it(app.base.clone()).await.unwrap().status(), 200);
+    let upgrade = |origin: &str| {
+        client
+            .get(app.url("/ws/agent"))
+            .header("origin", origin)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .send()
+    };
+    assert_eq!(
+        upgrade("http://shop.localhost").await.unwrap().status(),
+        403
+    );
+    assert_eq!(upgrade(&app.base).await.unwrap().status(), 101);
 
     let r = client
         .post(app.url("/api/v1/auth/logout"))
@@ -779,4 +827,40 @@ async fn a_console_that_stops_reading_is_closed_and_catches_up_by_resume() {
     }
     let expected_rest: Vec<u64> = (after + 1..=total as u64).collect();
     assert_eq!(rest, expected_rest);
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_refused_with_the_limit_named() {
+    let app = spawn_app_with(|s| s.protocols.websocket.max_conn = 2).await;
+    let first = app.visitor().await;
+    let _a = first.ws().await;
+    let _b = app.agent_ws().await;
+    // A third WebSocket, visitor or agent, is refused before the upgrade.
+    let second = app.visitor().await;
+    let url = format!(
+        "{}?token={}",
+        app.url("/ws/visitor").replace("http://", "ws://"),
+        second.token
+    );
+    let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
+        panic!("expected an HTTP refusal, got {err:?}");
+    };
+    assert_eq!(res.status(), 503);
+    let body: Value = serde_json::from_slice(res.body().as_deref().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("limit of 2 open connections"), "{message}");
+    // A long-poll waits on a connection too.
+    let r = second
+        .http
+        .get(app.url("/api/v1/widget/events?after_seq=0&wait=1"))
+        .bearer_auth(&second.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    // What is already open keeps working.
+    let r = app.agent_get("/api/v1/conversations").send().await.unwrap();
+    assert_eq!(r.status(), 200);
 }

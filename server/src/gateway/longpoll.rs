@@ -65,6 +65,7 @@ pub async fn events(
         ));
     }
     let wait = Duration::from_secs(q.wait.min(30));
+    let _permit = state.conns.admit()?;
     // Listen before looking, so nothing committed in between is missed.
     let (_reg, mut rx) = state.hub.register_visitor(&visitor.id, 16);
     let deadline = tokio::time::Instant::now() + wait;

@@ -66,11 +66,16 @@ pub async fn visitor(
         id: claims.visitor_id,
         site_id: claims.site_id,
     };
+    let permit = match state.conns.admit() {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let state2 = state.clone();
     let tasks = state.tasks.clone();
     upgrade(ws, &state, 0)
         .on_upgrade(move |socket| {
             tasks.track_future(async move {
+                let _permit = permit;
                 let (reg, rx) = state2
                     .hub
                     .register_visitor(&visitor.id, state2.settings.limits.conn_queue);
@@ -110,11 +115,16 @@ pub async fn agent(
         agent,
         site_ids: site_ids.into(),
     };
+    let permit = match state.conns.admit() {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let state2 = state.clone();
     let tasks = state.tasks.clone();
     upgrade(ws, &state, AGENT_WRITE_BUFFER)
         .on_upgrade(move |socket| {
             tasks.track_future(async move {
+                let _permit = permit;
                 let (reg, rx) = state2.hub.register_agent(&ctx);
                 let session = Session {
                     state: state2.clone(),

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kefu::api::{LoginRequest, MeResponse};
 use tower_sessions::Session;
@@ -18,6 +18,40 @@ const SESSION_AGENT: &str = "agent_id";
 
 /// The authenticated agent of a request.
 pub struct AuthAgent(pub Agent);
+
+/// Whether `origin` (an `Origin` header) names this server: the host the request was sent to
+/// (`Host`, or `X-Forwarded-Host` behind a proxy) or that of `server.public_url`.
+pub fn is_own_origin(headers: &HeaderMap, public_url: Option<&str>, origin: &str) -> bool {
+    let Some((_, origin_host)) = origin.split_once("://") else {
+        return false;
+    };
+    let header = |name: &str| headers.get(name).and_then(|h| h.to_str().ok());
+    let public_host = public_url
+        .and_then(|u| u.split_once("://"))
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest));
+    [header("host"), header("x-forwarded-host"), public_host]
+        .into_iter()
+        .flatten()
+        .any(|host| host.trim().eq_ignore_ascii_case(origin_host))
+}
+
+/// A request that a page of another origin could make with the agent's cookie: anything but a
+/// plain read (`GET`, `HEAD`), and every WebSocket upgrade. The cookie is `SameSite=Lax`,
+/// which stops other sites but not other hosts of the same site (`shop.example.com` and
+/// `chat.example.com`); browsers send `Origin` on these requests, so it must be ours.
+fn cross_origin_write(parts: &Parts, state: &AppState) -> Option<String> {
+    let upgrade = parts.headers.contains_key(axum::http::header::UPGRADE);
+    if !upgrade && matches!(parts.method, Method::GET | Method::HEAD) {
+        return None;
+    }
+    let origin = parts
+        .headers
+        .get(axum::http::header::ORIGIN)?
+        .to_str()
+        .ok()?;
+    let public_url = state.settings.server.public_url.as_deref();
+    (!is_own_origin(&parts.headers, public_url, origin)).then(|| origin.to_owned())
+}
 
 pub fn bearer(parts: &Parts) -> Option<&str> {
     parts
@@ -42,6 +76,12 @@ impl FromRequestParts<AppState> for AuthAgent {
                 Some(agent) => Ok(AuthAgent(agent)),
                 None => Err(ApiError::unauthorized("API token is not valid")),
             };
+        }
+        if let Some(origin) = cross_origin_write(parts, state) {
+            return Err(ApiError::forbidden(format!(
+                "a page of {origin} may not act with this server's login cookie; \
+                 if that is this server's own address behind a proxy, set server.public_url"
+            )));
         }
         let session = Session::from_request_parts(parts, state)
             .await

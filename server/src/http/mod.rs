@@ -90,10 +90,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
 async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let frame_ancestors = if path == "/widget/frame" {
+        // Read as the frame's script reads it (`URLSearchParams.get`: decoded, first match),
+        // so a second or encoded `site` cannot make this header speak of another site.
         let key = req.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("site="))
-                .map(str::to_owned)
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "site")
+                .map(|(_, v)| v.into_owned())
         });
         Some(widget_frame_ancestors(&state, key.as_deref()).await)
     } else if path.starts_with("/console") {

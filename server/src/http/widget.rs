@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use kefu::api::{ConversationRef, SessionRequest, SessionResponse, SiteBrief, VisitorRef};
 
+use super::auth::is_own_origin;
 use super::error::{ApiError, ApiJson};
 use crate::AppState;
 use crate::hub::VisitorCtx;
@@ -59,16 +60,6 @@ pub fn client_ip(headers: &HeaderMap, peer: SocketAddr) -> String {
     ip.to_string()
 }
 
-/// Is `origin` this server itself (the widget frame calling home)?
-fn is_own_origin(headers: &HeaderMap, origin: &str) -> bool {
-    let Some(host) = headers.get("host").and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
-    origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
-}
-
 /// `POST /api/v1/widget/sessions`
 pub async fn create_session(
     State(state): State<AppState>,
@@ -86,7 +77,11 @@ pub async fn create_session(
     // (frame-ancestors); direct callers are checked by their Origin here.
     if !site.allowed_origins.is_empty()
         && let Some(origin) = headers.get(ORIGIN).and_then(|o| o.to_str().ok())
-        && !is_own_origin(&headers, origin)
+        && !is_own_origin(
+            &headers,
+            state.settings.server.public_url.as_deref(),
+            origin,
+        )
         && !site
             .allowed_origins
             .iter()
