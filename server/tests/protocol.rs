@@ -680,6 +680,35 @@ async fn agents_log_in_with_a_session_cookie() {
 }
 
 #[tokio::test]
+async fn behind_a_proxy_one_guesser_does_not_lock_out_everyone() {
+    let app = spawn_app().await;
+    // The test client connects from 127.0.0.1, as a reverse proxy on this machine would.
+    let login = |from: &str, email: &str, password: &str| {
+        app.http
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+    };
+    for i in 0..5 {
+        let r = login("203.0.113.5", &format!("guess{i}@example.com"), "x")
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    // The guesser's own address is locked out...
+    let r = login("203.0.113.5", &app.admin_email, &app.admin_password)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // ...and nobody else behind the same proxy is.
+    let r = login("198.51.100.7", &app.admin_email, &app.admin_password)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
 async fn conversations_are_assigned_round_robin_among_online_agents() {
     let app = spawn_app().await;
     let mut admin = app.agent_ws().await;

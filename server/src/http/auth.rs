@@ -104,11 +104,15 @@ impl FromRequestParts<AppState> for AuthAgent {
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     session: Session,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<MeResponse>, ApiError> {
     let email = req.email.trim().to_lowercase();
-    let keys = [format!("email:{email}"), format!("ip:{}", addr.ip())];
+    // The client's address, not the socket's: behind a proxy every login comes from the proxy,
+    // and one guesser would lock everyone out.
+    let ip = super::widget::client_ip(&headers, addr);
+    let keys = [format!("email:{email}"), format!("ip:{ip}")];
     for key in &keys {
         if let Some(wait) = state.logins.check(key) {
             return Err(ApiError::new(
