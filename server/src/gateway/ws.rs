@@ -154,8 +154,11 @@ struct Session {
     conn: ConnId,
     who: Who,
     party: Party,
-    /// Highest `seq` delivered per conversation, so a message replayed by `resume` is not
-    /// delivered again when it also comes live.
+    /// Highest `seq` a `resume` replayed, per conversation, so a message it replayed is not
+    /// delivered again when it also comes live. Only resumed conversations have an entry, and
+    /// only until the live stream passes it: messages come live in `seq` order, so nothing
+    /// after that can be a repeat (an agent's connection sees every conversation of its sites,
+    /// and keeping one entry for each would grow for as long as it stays open).
     delivered: HashMap<Arc<str>, u64>,
     frames: RateLimiter,
 }
@@ -258,20 +261,19 @@ fn text(s: String) -> WsMessage {
 }
 
 impl Session {
-    /// False for a `message` frame a `resume` already delivered; records the others.
+    /// False for a `message` frame a `resume` already delivered.
     fn fresh(&mut self, ev: &crate::hub::Frame) -> bool {
         if ev.seq == 0 {
             return true;
         }
-        let last = self
-            .delivered
-            .entry(ev.conversation_id.clone())
-            .or_insert(0);
-        if ev.seq <= *last {
-            return false;
+        match self.delivered.get(&ev.conversation_id) {
+            None => true,
+            Some(&replayed) if ev.seq <= replayed => false,
+            Some(_) => {
+                self.delivered.remove(&ev.conversation_id);
+                true
+            }
         }
-        *last = ev.seq;
-        true
     }
 
     /// Handles one frame and sends its reply; `Err` when the socket is gone.
