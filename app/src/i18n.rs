@@ -167,6 +167,7 @@ pub enum K {
     Next,
     Import,
     ImportHelp,
+    ImportNotUtf8,
     Imported,
     Importing,
     Unanswered,
@@ -351,8 +352,12 @@ pub fn pair(k: K) -> (&'static str, &'static str) {
         K::Next => ("Next", "下一页"),
         K::Import => ("Import", "导入"),
         K::ImportHelp => (
-            "A CSV file (question,answer[,id] with a header row) or a pack JSON file.",
-            "CSV 文件（question,answer[,id]，带表头）或问答包 JSON 文件。",
+            "A UTF-8 CSV file (question,answer[,id][,lang] with a header row) or a pack JSON file.",
+            "UTF-8 编码的 CSV 文件（question,answer[,id][,lang]，带表头）或问答包 JSON 文件。",
+        ),
+        K::ImportNotUtf8 => (
+            "Nothing was imported: the file is not UTF-8 text. Save it as UTF-8 (in Excel: \"CSV UTF-8\") and import it again.",
+            "未导入：文件不是 UTF-8 编码。请另存为 UTF-8（Excel 中选择“CSV UTF-8”）后重新导入。",
         ),
         K::Imported => ("Imported {n} Q&A pairs.", "已导入 {n} 条问答。"),
         K::Importing => ("Importing…", "导入中…"),

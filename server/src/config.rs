@@ -107,6 +107,9 @@ pub struct Limits {
     pub hard_frame_bytes: usize,
     /// Largest HTTP request body.
     pub max_body_bytes: usize,
+    /// Largest file a bot QA import (`POST /api/v1/sites/{id}/qa/import`) may send: pack
+    /// language files are around a megabyte, above `max_body_bytes`.
+    pub import_max_bytes: usize,
     /// Messages a visitor may send per second, over all tabs and transports, and the burst.
     pub visitor_msgs_per_sec: f64,
     pub visitor_burst: f64,
@@ -181,6 +184,7 @@ impl Default for Limits {
             max_frame_bytes: 32 * 1024,
             hard_frame_bytes: 256 * 1024,
             max_body_bytes: 64 * 1024,
+            import_max_bytes: 8 * 1024 * 1024,
             visitor_msgs_per_sec: 5.0,
             visitor_burst: 20.0,
             conn_frames_per_sec: 50.0,

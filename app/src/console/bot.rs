@@ -1242,6 +1242,13 @@ fn QaList(site: String, admin: Admin) -> impl IntoView {
                     importing.set(false);
                     return;
                 };
+                // The browser reads the file as UTF-8 and replaces what is not (a GBK file saved
+                // by Excel on Chinese Windows): say so instead of importing mangled text.
+                if text.contains('\u{FFFD}') {
+                    importing.set(false);
+                    import_result.set(Some(Err(i.t(K::ImportNotUtf8).to_owned())));
+                    return;
+                }
                 let content_type = import_type(&name, &text);
                 spawn(async move {
                     let r = call::<ImportResponse>("POST", url, Some((content_type, text))).await;

@@ -3,7 +3,7 @@
 //! changing needs an admin.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -330,144 +330,519 @@ pub async fn qa_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `POST /api/v1/sites/{id}/qa/import`: CSV (`question,answer[,id]` with a header) or a pack
-/// language file in the corpus JSON format.
+/// `POST /api/v1/sites/{id}/qa/import`: CSV (`question,answer` with a header, optionally `id`
+/// and `lang`) or a pack language file in the corpus JSON format. Every pair is checked before
+/// any is stored, and all are stored in one transaction: a file with a mistake stores nothing.
+///
+/// The raw body is read by [`read_import`] rather than buffered by `Bytes` (which holds it to the
+/// API's `limits.max_body_bytes`): imports have their own limit, `limits.import_max_bytes`.
 pub async fn qa_import(
     State(state): State<AppState>,
     AuthAgent(agent): AuthAgent,
     Path(site_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let site = site_for(&state, &agent, &site_id, true).await?;
+    let body = read_import(&headers, body, state.settings.limits.import_max_bytes).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the file is not UTF-8 text"))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"))
         || text.trim_start().starts_with('{');
-    let pairs = if is_json {
+    let import = if is_json {
         import_json(text)?
     } else {
-        import_csv(text)?
+        Import {
+            pairs: import_csv(text)?,
+            ..Import::default()
+        }
     };
-    let n = pairs.len();
-    for mut qa in pairs {
-        check_qa(&mut qa)?;
-        state.hub.storage().qa_save(&site.id, qa).await?;
-    }
+    let imported = import.pairs.len();
+    state
+        .hub
+        .storage()
+        .qa_save_all(&site.id, import.pairs)
+        .await?;
     state.hub.assistant().invalidate(&site.id);
-    Ok(Json(json!({ "imported": n })).into_response())
+    Ok(Json(json!({
+        "imported": imported,
+        "skipped": import.skipped,
+        "notes": import.notes,
+    }))
+    .into_response())
 }
 
-fn import_json(text: &str) -> Result<Vec<SiteQa>, ApiError> {
-    let lang: crate::bot::corpus::PackLang = serde_json::from_str(text)
+/// Bytes an import that is too large is still read (and dropped) for, so that the client, which
+/// is usually still sending, receives the answer rather than a reset connection.
+const IMPORT_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads an import's body, at most `limit` bytes; a larger one is a `413` that says the limit.
+async fn read_import(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt as _;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the file is too large: imports are limited to {} (setting limits.import_max_bytes)",
+                byte_size(limit)
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        let waiting = headers
+            .get(header::EXPECT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        // A client waiting for `100 Continue` has not sent the body: answer at once.
+        if waiting || n > limit as u64 + IMPORT_DRAIN_BYTES {
+            return Err(too_large());
+        }
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+    let mut read: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the file: {e}")))?;
+        read += chunk.len() as u64;
+        if read > limit as u64 {
+            // Read the rest (up to a bound), so that the answer is not lost to a reset.
+            let drain = async {
+                while read <= limit as u64 + IMPORT_DRAIN_BYTES {
+                    match stream.next().await {
+                        Some(Ok(c)) => read += c.len() as u64,
+                        _ => break,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), drain).await;
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// `8 MiB`, `256 KiB`, `1000 bytes`.
+fn byte_size(n: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * 1024;
+    match n {
+        n if n >= MIB && n % MIB == 0 => format!("{} MiB", n / MIB),
+        n if n >= MIB => format!("{:.1} MiB", n as f64 / MIB as f64),
+        n if n >= KIB && n % KIB == 0 => format!("{} KiB", n / KIB),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// What an import stores, and what it leaves out and why.
+#[derive(Default)]
+struct Import {
+    pairs: Vec<SiteQa>,
+    /// Pairs of the file that are not stored (decline examples).
+    skipped: usize,
+    /// What the admin should know about the import (what was skipped or not kept).
+    notes: Vec<String>,
+}
+
+/// The problems found in a file, each naming its row; a `400` that lists the first few.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    const SHOWN: usize = 5;
+
+    fn add(&mut self, problem: String) {
+        self.0.push(problem);
+    }
+
+    fn into_result(self) -> Result<(), ApiError> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(ApiError::bad_request(format!(
+                "nothing was imported: {}",
+                self.0[0]
+            ))),
+            n => {
+                let mut message = format!(
+                    "nothing was imported: {n} problems: {}",
+                    self.0[..n.min(Self::SHOWN)].join("; ")
+                );
+                if n > Self::SHOWN {
+                    message.push_str(&format!("; and {} more", n - Self::SHOWN));
+                }
+                Err(ApiError::bad_request(message))
+            }
+        }
+    }
+}
+
+fn lang_ok(lang: &str) -> bool {
+    lang == "en" || lang == "zh-CN"
+}
+
+/// A pack language file (`corpus/README.md`). A site's own pairs are answers, so decline
+/// examples are left out (and counted); entities are not kept for them either (noted).
+fn import_json(text: &str) -> Result<Import, ApiError> {
+    let file: crate::bot::corpus::PackLang = serde_json::from_str(text)
         .map_err(|e| ApiError::bad_request(format!("not a pack language file: {e}")))?;
-    Ok(lang
-        .qa
-        .into_iter()
-        .map(|p| SiteQa {
+    if !lang_ok(&file.lang) {
+        return Err(ApiError::bad_request(format!(
+            "nothing was imported: the file's lang must be en or zh-CN, got {:?}",
+            file.lang
+        )));
+    }
+    let mut problems = Problems::default();
+    let mut import = Import::default();
+    let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+    let mut declined: Vec<&str> = Vec::new();
+    let mut with_entities = 0;
+    for (i, p) in file.qa.iter().enumerate() {
+        let at = format!("qa[{i}] (id {:?})", p.id);
+        if !p.id.is_empty()
+            && let Some(first) = seen.insert(&p.id, i)
+        {
+            problems.add(format!("{at}: the id is also that of qa[{first}]"));
+            continue;
+        }
+        if p.decline {
+            declined.push(&p.id);
+            continue;
+        }
+        if p.quick_replies.len() > 3 {
+            problems.add(format!(
+                "{at}: {} quick replies, at most 3",
+                p.quick_replies.len()
+            ));
+            continue;
+        }
+        let mut qa = SiteQa {
             id: String::new(),
-            lang: lang.lang.clone(),
-            questions: p.questions,
-            answer: p.answer,
-            quick_replies: p.quick_replies,
+            lang: file.lang.clone(),
+            questions: p.questions.clone(),
+            answer: p.answer.clone(),
+            quick_replies: p.quick_replies.clone(),
             handoff: p.handoff,
-        })
-        .collect())
+        };
+        match check_qa(&mut qa) {
+            Ok(()) => {
+                if !p.entities.is_empty() {
+                    with_entities += 1;
+                }
+                import.pairs.push(qa);
+            }
+            Err(e) => problems.add(format!("{at}: {}", e.message)),
+        }
+    }
+    problems.into_result()?;
+    if !declined.is_empty() {
+        import.skipped = declined.len();
+        import.notes.push(format!(
+            "{} decline example(s) not imported ({}{}): a site's own pairs are answers",
+            declined.len(),
+            declined[..declined.len().min(3)].join(", "),
+            if declined.len() > 3 { ", …" } else { "" }
+        ));
+    }
+    if with_entities > 0 {
+        import.notes.push(format!(
+            "{with_entities} pair(s) list entities, which a site's own pairs do not keep: \
+             placeholders such as {{order_no}} in their answers are left empty"
+        ));
+    }
+    Ok(import)
 }
 
-/// Rows with the same id (or, without ids, the same answer) become one pair.
+/// A pair being put together from the CSV rows of one id (or, without ids, of one answer).
+struct CsvPair {
+    qa: SiteQa,
+    /// The line of its first row.
+    line: usize,
+    /// The line that gave its answer.
+    answer_line: usize,
+    /// The `lang` a row named, and that row's line.
+    lang: Option<(String, usize)>,
+    /// The id the rows named (empty without one).
+    id: String,
+}
+
+/// Rows with the same id (or, without ids, the same answer and `lang`) become one pair: each row
+/// adds a question. A row of an id may leave the answer or `lang` empty (they are the pair's);
+/// one that names another answer or language is an error naming both lines. Without `lang`, the
+/// language is Chinese when the first question or the answer has Chinese characters.
 pub fn import_csv(text: &str) -> Result<Vec<SiteQa>, ApiError> {
-    let mut rows = parse_csv(text).into_iter();
+    let mut rows = parse_csv(text)?.into_iter();
     let header: Vec<String> = rows
         .next()
         .ok_or_else(|| ApiError::bad_request("the CSV file is empty"))?
+        .fields
         .into_iter()
         .map(|h| h.trim().to_lowercase())
         .collect();
     let col = |name: &str| header.iter().position(|h| h == name);
     let (Some(qi), Some(ai)) = (col("question"), col("answer")) else {
         return Err(ApiError::bad_request(
-            "the CSV header must name the columns question and answer (and optionally id, lang)",
+            "the CSV header (line 1) must name the columns question and answer (and optionally id, lang)",
         ));
     };
     let (idi, li) = (col("id"), col("lang"));
+    let mut problems = Problems::default();
     let mut order: Vec<String> = Vec::new();
-    let mut pairs: std::collections::HashMap<String, SiteQa> = Default::default();
-    for (n, row) in rows.enumerate() {
-        let get = |i: usize| row.get(i).map(|s| s.trim().to_owned()).unwrap_or_default();
-        let (q, a) = (get(qi), get(ai));
-        if q.is_empty() && a.is_empty() {
+    let mut pairs: std::collections::HashMap<String, CsvPair> = Default::default();
+    for row in rows {
+        let line = row.line;
+        if row.fields.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
+        if row.fields.len() > header.len() {
+            problems.add(format!(
+                "line {line}: {} fields, but the header has {} columns (put a field that holds a comma in double quotes)",
+                row.fields.len(),
+                header.len()
+            ));
+            continue;
+        }
+        let get = |i: Option<usize>| {
+            i.and_then(|i| row.fields.get(i))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let (q, a, id, lang) = (get(Some(qi)), get(Some(ai)), get(idi), get(li));
         if q.is_empty() {
-            return Err(ApiError::bad_request(format!(
-                "row {}: empty question",
-                n + 2
-            )));
+            problems.add(format!("line {line}: the question is empty"));
+            continue;
         }
-        let key = idi
-            .map(get)
-            .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| a.clone());
-        let lang = li.map(get).filter(|l| !l.is_empty()).unwrap_or_else(|| {
-            if q.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)) {
-                "zh-CN".into()
-            } else {
-                "en".into()
-            }
-        });
-        let entry = pairs.entry(key.clone()).or_insert_with(|| {
+        if !lang.is_empty() && !lang_ok(&lang) {
+            problems.add(format!(
+                "line {line}: lang must be en or zh-CN, got {lang:?}"
+            ));
+            continue;
+        }
+        if !a.is_empty()
+            && let Err(e) = check_length("answer", &a)
+        {
+            problems.add(format!("line {line}: {}", e.message));
+            continue;
+        }
+        let key = if !id.is_empty() {
+            format!("id\u{0}{id}")
+        } else if !a.is_empty() {
+            format!("answer\u{0}{lang}\u{0}{a}")
+        } else {
+            problems.add(format!(
+                "line {line}: the answer is empty (only a row with the id of another row may leave it empty)"
+            ));
+            continue;
+        };
+        let Some(pair) = pairs.get_mut(&key) else {
             order.push(key.clone());
-            SiteQa {
-                id: String::new(),
-                lang,
-                questions: Vec::new(),
-                answer: a.clone(),
-                quick_replies: Vec::new(),
-                handoff: false,
+            pairs.insert(
+                key,
+                CsvPair {
+                    qa: SiteQa {
+                        id: String::new(),
+                        lang: String::new(),
+                        questions: vec![q],
+                        answer: a,
+                        quick_replies: Vec::new(),
+                        handoff: false,
+                    },
+                    line,
+                    answer_line: line,
+                    lang: (!lang.is_empty()).then_some((lang, line)),
+                    id,
+                },
+            );
+            continue;
+        };
+        let what = format!("id {:?}", pair.id);
+        if !a.is_empty() {
+            if pair.qa.answer.is_empty() {
+                pair.qa.answer = a;
+                pair.answer_line = line;
+            } else if pair.qa.answer != a {
+                problems.add(format!(
+                    "line {line}: {what} has another answer than on line {}",
+                    pair.answer_line
+                ));
+                continue;
             }
-        });
-        if entry.answer.is_empty() {
-            entry.answer = a;
         }
-        entry.questions.push(q);
+        if !lang.is_empty() {
+            match &pair.lang {
+                Some((l, at)) if *l != lang => {
+                    problems.add(format!(
+                        "line {line}: {what} is in lang {lang} here but {l} on line {at}"
+                    ));
+                    continue;
+                }
+                Some(_) => {}
+                None => pair.lang = Some((lang, line)),
+            }
+        }
+        if !pair.qa.questions.contains(&q) {
+            pair.qa.questions.push(q);
+        }
     }
-    Ok(order.into_iter().filter_map(|k| pairs.remove(&k)).collect())
+    let mut out = Vec::with_capacity(order.len());
+    for key in order {
+        let Some(CsvPair {
+            mut qa,
+            line,
+            lang,
+            id,
+            ..
+        }) = pairs.remove(&key)
+        else {
+            continue;
+        };
+        if qa.answer.is_empty() {
+            problems.add(format!(
+                "line {line}: id {id:?} has no answer on any of its rows"
+            ));
+            continue;
+        }
+        qa.lang = match lang {
+            Some((l, _)) => l,
+            None => {
+                let han = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+                if han(&qa.questions[0]) || han(&qa.answer) {
+                    "zh-CN".into()
+                } else {
+                    "en".into()
+                }
+            }
+        };
+        match check_qa(&mut qa) {
+            Ok(()) => out.push(qa),
+            Err(e) => problems.add(format!("line {line}: {}", e.message)),
+        }
+    }
+    problems.into_result()?;
+    Ok(out)
 }
 
-/// RFC 4180 CSV: quoted fields, doubled quotes, newlines inside quotes.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
+/// A CSV record and the line of the file it starts on.
+struct CsvRow {
+    line: usize,
+    fields: Vec<String>,
+}
+
+/// RFC 4180 CSV (a leading BOM is skipped): fields separated by commas, records by CRLF or LF; a
+/// field that starts with a double quote is quoted and may hold commas, line breaks and doubled
+/// quotes (`""`). Spaces around a quoted field are allowed. A quote anywhere else, or one never
+/// closed, is an error that names its line.
+fn parse_csv(text: &str) -> Result<Vec<CsvRow>, ApiError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let b = text.as_bytes();
+    let blank = |c: u8| c == b' ' || c == b'\t';
     let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.trim_start_matches('\u{feff}').chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
+    let mut line = 1;
+    let mut i = 0;
+    while i < b.len() {
+        let mut row = CsvRow {
+            line,
+            fields: Vec::new(),
+        };
+        loop {
+            // One field, starting at `i`.
+            let mut j = i;
+            while j < b.len() && blank(b[j]) {
+                j += 1;
             }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
+            let field = if j < b.len() && b[j] == b'"' {
+                let open = line;
+                let mut field = String::new();
+                let mut k = j + 1;
+                loop {
+                    let Some(rel) = text[k..].find(['"', '\r', '\n']) else {
+                        return Err(ApiError::bad_request(format!(
+                            "nothing was imported: line {open}: a quoted field is not closed (its \" has no closing \")"
+                        )));
+                    };
+                    field.push_str(&text[k..k + rel]);
+                    k += rel;
+                    match b[k] {
+                        b'"' if b.get(k + 1) == Some(&b'"') => {
+                            field.push('"');
+                            k += 2;
+                        }
+                        b'"' => {
+                            k += 1;
+                            break;
+                        }
+                        b'\r' if b.get(k + 1) == Some(&b'\n') => {
+                            field.push('\n');
+                            line += 1;
+                            k += 2;
+                        }
+                        b'\r' => {
+                            field.push('\r');
+                            k += 1;
+                        }
+                        _ => {
+                            field.push('\n');
+                            line += 1;
+                            k += 1;
+                        }
+                    }
+                }
+                while k < b.len() && blank(b[k]) {
+                    k += 1;
+                }
+                if k < b.len() && !matches!(b[k], b',' | b'\n') && !text[k..].starts_with("\r\n") {
+                    return Err(ApiError::bad_request(format!(
+                        "nothing was imported: line {line}: text after the closing quote of a quoted field (write a quote inside one as \"\")"
+                    )));
+                }
+                i = k;
+                field
+            } else {
+                let end = text[i..]
+                    .find(['"', ',', '\n'])
+                    .map_or(b.len(), |rel| i + rel);
+                if b.get(end) == Some(&b'"') {
+                    return Err(ApiError::bad_request(format!(
+                        "nothing was imported: line {line}: a double quote inside a field that does not start with one (put the field in double quotes and write the quote as \"\")"
+                    )));
+                }
+                let field = text[i..end]
+                    .strip_suffix('\r')
+                    .filter(|_| b.get(end) == Some(&b'\n'));
+                let field = field.unwrap_or(&text[i..end]).to_owned();
+                i = end;
+                field
+            };
+            row.fields.push(field);
+            match b.get(i) {
+                Some(b',') => i += 1,
+                Some(b'\r') => {
+                    // CRLF (checked above).
+                    i += 2;
+                    line += 1;
+                    break;
+                }
+                Some(_) => {
+                    i += 1;
+                    line += 1;
+                    break;
+                }
+                None => break,
             }
-            (false, c) => field.push(c),
         }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
         rows.push(row);
     }
-    rows
+    Ok(rows)
 }
 
 /// `GET /api/v1/sites/{id}/bot/unanswered`

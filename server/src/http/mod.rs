@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(bot::unanswered_delete),
         )
         .route("/sites/{id}/qa", get(bot::qa_list).post(bot::qa_create))
+        // Not held to `max_body_bytes` (the layer below): the handler reads the body itself, up
+        // to `limits.import_max_bytes` (pack files are around a megabyte).
         .route("/sites/{id}/qa/import", post(bot::qa_import))
         .route(
             "/sites/{id}/qa/{qa_id}",

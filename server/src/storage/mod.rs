@@ -269,8 +269,9 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Option<Conversation>>;
     /// Assigns the conversation to `agent_id` if it has no assignee; returns it when it changed.
     async fn claim(&self, id: &str, agent_id: &str) -> Result<Option<Conversation>>;
-    /// Hands a conversation to people: status `open`, assigned to `assignee` unless it already
-    /// has one. Returns it, or `None` if it does not exist.
+    /// Hands a `pending` conversation to people: status `open`, assigned to `assignee` unless it
+    /// already has one. Returns it, or `None` if it does not exist or is not `pending` (already
+    /// handed over: a second hand-over changes nothing).
     async fn hand_over(&self, id: &str, assignee: Option<&str>) -> Result<Option<Conversation>>;
     /// Records that `reader` has read up to `seq` (never moves backwards).
     async fn mark_read(&self, id: &str, reader: SenderKind, seq: u64) -> Result<()>;
@@ -279,6 +280,9 @@ pub trait Storage: Send + Sync + 'static {
     async fn qa_list(&self, site_id: &str) -> Result<Vec<SiteQa>>;
     /// Creates (empty id) or replaces (known id) a site's QA pair; `NotFound` for an unknown id.
     async fn qa_save(&self, site_id: &str, qa: SiteQa) -> Result<SiteQa>;
+    /// Saves every pair as [`Storage::qa_save`] does, in order, in one transaction: if any of
+    /// them fails (`NotFound` for an unknown id included), none is stored.
+    async fn qa_save_all(&self, site_id: &str, pairs: Vec<SiteQa>) -> Result<Vec<SiteQa>>;
     async fn qa_delete(&self, site_id: &str, id: &str) -> Result<bool>;
     async fn unanswered_add(
         &self,

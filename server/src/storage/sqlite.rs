@@ -432,6 +432,46 @@ fn random_token(bytes: usize) -> String {
 }
 
 impl SqliteStorage {
+    /// Creates (empty id) or replaces (known id, `NotFound` if the site has none) a QA pair on
+    /// `conn`: the writer's connection, or a transaction on it.
+    async fn qa_write(
+        conn: &mut SqliteConnection,
+        site_id: &str,
+        mut qa: SiteQa,
+        now: i64,
+    ) -> Result<SiteQa> {
+        if qa.id.is_empty() {
+            qa.id = new_id();
+            sqlx::query("INSERT INTO qa_pairs (id, site_id, lang, questions, answer, quick_replies, handoff, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(&qa.id)
+                .bind(site_id)
+                .bind(&qa.lang)
+                .bind(json(&qa.questions))
+                .bind(&qa.answer)
+                .bind(json(&qa.quick_replies))
+                .bind(qa.handoff as i64)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            let done = sqlx::query("UPDATE qa_pairs SET lang = ?, questions = ?, answer = ?, quick_replies = ?, handoff = ?, updated_at = ? WHERE id = ? AND site_id = ?")
+                .bind(&qa.lang)
+                .bind(json(&qa.questions))
+                .bind(&qa.answer)
+                .bind(json(&qa.quick_replies))
+                .bind(qa.handoff as i64)
+                .bind(now)
+                .bind(&qa.id)
+                .bind(site_id)
+                .execute(&mut *conn)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StorageError::NotFound);
+            }
+        }
+        Ok(qa)
+    }
+
     async fn conversation_in(
         conn: &mut SqliteConnection,
         id: &str,
@@ -1143,7 +1183,8 @@ impl Storage for SqliteStorage {
 
     async fn hand_over(&self, id: &str, assignee: Option<&str>) -> Result<Option<Conversation>> {
         self.update_conversation(
-            "UPDATE conversations SET status = 'open', assignee_id = COALESCE(assignee_id, ?), updated_at = ? WHERE id = ?",
+            // Only the bot's (`pending`) conversation: a second hand-over changes nothing.
+            "UPDATE conversations SET status = 'open', assignee_id = COALESCE(assignee_id, ?), updated_at = ? WHERE id = ? AND status = 'pending'",
             assignee,
             id,
         )
@@ -1184,38 +1225,21 @@ impl Storage for SqliteStorage {
             .collect())
     }
 
-    async fn qa_save(&self, site_id: &str, mut qa: SiteQa) -> Result<SiteQa> {
+    async fn qa_save(&self, site_id: &str, qa: SiteQa) -> Result<SiteQa> {
+        let mut conn = self.write.acquire().await?;
+        Self::qa_write(&mut conn, site_id, qa, now_ms()).await
+    }
+
+    async fn qa_save_all(&self, site_id: &str, pairs: Vec<SiteQa>) -> Result<Vec<SiteQa>> {
         let now = now_ms();
-        if qa.id.is_empty() {
-            qa.id = new_id();
-            sqlx::query("INSERT INTO qa_pairs (id, site_id, lang, questions, answer, quick_replies, handoff, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(&qa.id)
-                .bind(site_id)
-                .bind(&qa.lang)
-                .bind(json(&qa.questions))
-                .bind(&qa.answer)
-                .bind(json(&qa.quick_replies))
-                .bind(qa.handoff as i64)
-                .bind(now)
-                .execute(&self.write)
-                .await?;
-        } else {
-            let done = sqlx::query("UPDATE qa_pairs SET lang = ?, questions = ?, answer = ?, quick_replies = ?, handoff = ?, updated_at = ? WHERE id = ? AND site_id = ?")
-                .bind(&qa.lang)
-                .bind(json(&qa.questions))
-                .bind(&qa.answer)
-                .bind(json(&qa.quick_replies))
-                .bind(qa.handoff as i64)
-                .bind(now)
-                .bind(&qa.id)
-                .bind(site_id)
-                .execute(&self.write)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StorageError::NotFound);
-            }
+        let mut tx = self.begin_write().await?;
+        let mut saved = Vec::with_capacity(pairs.len());
+        for qa in pairs {
+            // On an error the transaction is dropped, which rolls it back.
+            saved.push(Self::qa_write(&mut tx, site_id, qa, now).await?);
         }
-        Ok(qa)
+        tx.commit().await?;
+        Ok(saved)
     }
 
     async fn qa_delete(&self, site_id: &str, id: &str) -> Result<bool> {
