@@ -7,7 +7,8 @@
 //! `open`, is assigned round-robin among online agents, and a system note says who comes next
 //! (or, with nobody online, offers to leave contact details).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::{Mutex, RwLock};
@@ -86,7 +87,10 @@ impl BotConfig {
         c
     }
 
-    /// Checks an update from the admin UI; blank secrets keep the stored ones.
+    /// Checks an update from the admin UI. A blank secret keeps the stored one only while the
+    /// URL it is sent to stays the same: the UI never sees secrets (see [`Self::redacted`]), so
+    /// without this rule an admin session could point the URL at another host and have the
+    /// stored key sent there.
     pub fn merge_update(&self, mut new: BotConfig) -> Result<BotConfig, String> {
         if !(0.0..=1.0).contains(&new.threshold) {
             return Err(format!(
@@ -118,14 +122,56 @@ impl BotConfig {
                 return Err(format!("{url:?} is not an http(s) URL"));
             }
         }
-        if new.webhook.secret.is_empty() {
-            new.webhook.secret = self.webhook.secret.clone();
-        }
-        if new.llm.api_key.is_empty() {
-            new.llm.api_key = self.llm.api_key.clone();
-        }
+        new.check_engine()?;
+        new.webhook.secret = kept_secret(
+            (&self.webhook.url, &self.webhook.secret),
+            (&new.webhook.url, std::mem::take(&mut new.webhook.secret)),
+            "webhook.secret: the webhook secret must be entered again because the webhook URL \
+             changed",
+        )?;
+        new.llm.api_key = kept_secret(
+            (&self.llm.base_url, &self.llm.api_key),
+            (&new.llm.base_url, std::mem::take(&mut new.llm.api_key)),
+            "llm.api_key: the API key must be entered again because the base URL changed",
+        )?;
         new.handoff_words.retain(|w| !w.trim().is_empty());
         Ok(new)
+    }
+
+    /// The settings the chosen engine cannot start without, the first one missing named.
+    pub fn check_engine(&self) -> Result<(), String> {
+        let missing = match self.engine.as_str() {
+            "webhook" if self.webhook.url.trim().is_empty() => Some("webhook.url"),
+            "llm" if self.llm.base_url.trim().is_empty() => Some("llm.base_url"),
+            "llm" if self.llm.model.trim().is_empty() => Some("llm.model"),
+            _ => None,
+        };
+        match missing {
+            Some(field) => Err(format!(
+                "the {} engine needs {field}: it is empty",
+                self.engine
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The secret to store: the one given, else the stored one if it goes to the same URL, else
+/// none if the URL was cleared; a stored secret is never carried over to another URL.
+fn kept_secret(
+    (old_url, old_secret): (&str, &str),
+    (new_url, new_secret): (&str, String),
+    changed: &str,
+) -> Result<String, String> {
+    if !new_secret.is_empty() {
+        Ok(new_secret)
+    } else if old_secret.is_empty() || new_url == old_url {
+        Ok(old_secret.to_owned())
+    } else if new_url.trim().is_empty() {
+        // Nowhere to send it any more: forgotten.
+        Ok(String::new())
+    } else {
+        Err(changed.to_owned())
     }
 }
 
@@ -161,6 +207,79 @@ pub struct Turn {
 /// The pack name of a site's own pairs.
 pub const SITE_PACK: &str = "site";
 
+/// A site's engine as last built from its configuration: ready, or the reason it could not
+/// start. A failure is kept like a success, so a site whose engine cannot start is not rebuilt
+/// (its packs indexed again) on every visitor message, only once its configuration changes.
+#[derive(Clone)]
+enum Built {
+    Ready(Arc<SiteBot>),
+    Failed(Arc<str>),
+}
+
+/// At most this many conversations are remembered as having had a low turn last.
+const LOW_TURNS_CAP: usize = 100_000;
+
+/// Conversations whose last bot turn was not understood, with the count of such turns in a row
+/// (the two-strikes rule). Bounded: an entry goes when its conversation gets an answer, is
+/// handed over or resolved ([`Assistant::forget`]); one whose conversation just went quiet stays
+/// until the map holds `cap` entries, and then the oldest go first.
+struct LowTurns {
+    /// Conversation -> (low turns in a row, stamp of the last one).
+    count: HashMap<String, (u8, u64)>,
+    /// Stamp -> conversation, oldest first: what goes when the map is full.
+    order: BTreeMap<u64, String>,
+    next: u64,
+    cap: usize,
+}
+
+impl LowTurns {
+    fn new(cap: usize) -> Self {
+        LowTurns {
+            count: HashMap::new(),
+            order: BTreeMap::new(),
+            next: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    /// Records a low turn; returns how many in a row the conversation has had.
+    fn strike(&mut self, conversation_id: &str) -> u8 {
+        let stamp = self.next;
+        self.next += 1;
+        let n = match self.count.get_mut(conversation_id) {
+            Some((n, at)) => {
+                self.order.remove(at);
+                *n = n.saturating_add(1);
+                *at = stamp;
+                *n
+            }
+            None => {
+                self.count.insert(conversation_id.to_owned(), (1, stamp));
+                1
+            }
+        };
+        self.order.insert(stamp, conversation_id.to_owned());
+        while self.count.len() > self.cap {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.count.remove(&oldest);
+        }
+        n
+    }
+
+    fn clear(&mut self, conversation_id: &str) {
+        if let Some((_, at)) = self.count.remove(conversation_id) {
+            self.order.remove(&at);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.count.len()
+    }
+}
+
 pub struct Assistant {
     defaults: BotSettings,
     builtin: OnceLock<Vec<Pack>>,
@@ -168,10 +287,16 @@ pub struct Assistant {
     /// every site with that selection searches the same index (see `build`), which is dropped
     /// with the last site that uses it.
     shared: Mutex<HashMap<Vec<String>, Weak<RetrievalEngine>>>,
-    sites: RwLock<HashMap<String, Arc<SiteBot>>>,
+    sites: RwLock<HashMap<String, Built>>,
+    /// Bumped by every `invalidate`: a build that started before keeps its result to itself
+    /// instead of caching what an older configuration gave.
+    generation: AtomicU64,
     /// Sites known to have the bot off: their messages skip the bot without a lookup.
     off: RwLock<std::collections::HashSet<String>>,
-    low_turns: Mutex<HashMap<String, u8>>,
+    low_turns: Mutex<LowTurns>,
+    /// Engines built (or tried), for tests.
+    #[cfg(test)]
+    builds: std::sync::atomic::AtomicUsize,
 }
 
 impl Assistant {
@@ -181,8 +306,11 @@ impl Assistant {
             builtin: OnceLock::new(),
             shared: Mutex::new(HashMap::new()),
             sites: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             off: RwLock::new(Default::default()),
-            low_turns: Mutex::new(HashMap::new()),
+            low_turns: Mutex::new(LowTurns::new(LOW_TURNS_CAP)),
+            #[cfg(test)]
+            builds: Default::default(),
         }
     }
 
@@ -200,13 +328,22 @@ impl Assistant {
         })
     }
 
-    /// Forgets a site's engine after its configuration or pairs changed.
+    /// Forgets a site's engine (or why it could not start) after its configuration or pairs
+    /// changed.
     pub fn invalidate(&self, site_id: &str) {
-        self.sites.write().remove(site_id);
+        let mut sites = self.sites.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        sites.remove(site_id);
+        drop(sites);
         self.off.write().remove(site_id);
     }
 
-    /// The site's bot if it is enabled.
+    /// Forgets a conversation's low turns: it was handed over or resolved.
+    pub fn forget(&self, conversation_id: &str) {
+        self.low_turns.lock().clear(conversation_id);
+    }
+
+    /// The site's bot if it is enabled and could start.
     pub async fn enabled_for(
         self: &Arc<Self>,
         storage: &Arc<dyn Storage>,
@@ -215,8 +352,11 @@ impl Assistant {
         if self.off.read().contains(site_id) {
             return None;
         }
-        if let Some(bot) = self.sites.read().get(site_id) {
-            return bot.config.enabled.then(|| bot.clone());
+        match self.sites.read().get(site_id) {
+            Some(Built::Ready(bot)) => return bot.config.enabled.then(|| bot.clone()),
+            // Logged once, when it failed.
+            Some(Built::Failed(_)) => return None,
+            None => {}
         }
         // Building an engine is costly: only for sites that have the bot on.
         let site = storage.site(site_id).await.ok()??;
@@ -224,24 +364,40 @@ impl Assistant {
             self.off.write().insert(site_id.to_owned());
             return None;
         }
-        match self.for_site(storage, site_id).await {
-            Ok(bot) => bot.config.enabled.then_some(bot),
+        match self.load(storage, site_id).await {
+            Ok(Built::Ready(bot)) => bot.config.enabled.then_some(bot),
+            Ok(Built::Failed(_)) => None,
             Err(e) => {
-                tracing::error!(error = %e, site = site_id, "the bot could not start");
+                tracing::warn!(error = %e, site = site_id, "the bot's configuration could not be read");
                 None
             }
         }
     }
 
-    /// The site's bot, built on first use (enabled or not: the admin's "try it" uses it too).
+    /// The site's bot, built on first use (enabled or not: the admin's "try it" uses it too),
+    /// or why it cannot start.
     pub async fn for_site(
         self: &Arc<Self>,
         storage: &Arc<dyn Storage>,
         site_id: &str,
     ) -> anyhow::Result<Arc<SiteBot>> {
-        if let Some(bot) = self.sites.read().get(site_id) {
-            return Ok(bot.clone());
+        match self.load(storage, site_id).await? {
+            Built::Ready(bot) => Ok(bot),
+            Built::Failed(e) => Err(anyhow::anyhow!("{e}")),
         }
+    }
+
+    /// The site's engine from the cache, else built and cached, failure included. `Err` is a
+    /// storage error (not cached: the next message tries again).
+    async fn load(
+        self: &Arc<Self>,
+        storage: &Arc<dyn Storage>,
+        site_id: &str,
+    ) -> anyhow::Result<Built> {
+        if let Some(built) = self.sites.read().get(site_id) {
+            return Ok(built.clone());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
         let site = storage
             .site(site_id)
             .await?
@@ -249,11 +405,20 @@ impl Assistant {
         let config = BotConfig::parse(&site.bot);
         let own = storage.qa_list(site_id).await?;
         let this = self.clone();
-        let cfg = config.clone();
-        let bot = tokio::task::spawn_blocking(move || this.build(cfg, own)).await??;
-        let bot = Arc::new(bot);
-        self.sites.write().insert(site_id.to_owned(), bot.clone());
-        Ok(bot)
+        let built = match tokio::task::spawn_blocking(move || this.build(config, own)).await {
+            Ok(Ok(bot)) => Built::Ready(Arc::new(bot)),
+            Ok(Err(e)) => Built::Failed(format!("{e:#}").into()),
+            Err(e) => Built::Failed(format!("building the engine failed: {e}").into()),
+        };
+        let mut sites = self.sites.write();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            if let Built::Failed(e) = &built {
+                // Once per configuration: the failure is cached with it.
+                tracing::error!(error = %e, site = site_id, "the bot could not start");
+            }
+            sites.insert(site_id.to_owned(), built.clone());
+        }
+        Ok(built)
     }
 
     /// Indexes of built-in packs some site still uses.
@@ -269,6 +434,10 @@ impl Assistant {
     /// Builds a site's engine: only the site's own pairs are indexed here; the built-in packs
     /// it selected are searched in the one index all sites share.
     fn build(&self, config: BotConfig, own: Vec<SiteQa>) -> anyhow::Result<SiteBot> {
+        #[cfg(test)]
+        self.builds.fetch_add(1, Ordering::SeqCst);
+        // Before indexing anything: a configuration stored before it was checked on saving.
+        config.check_engine().map_err(anyhow::Error::msg)?;
         let mut selection = config.packs.clone();
         selection.sort();
         selection.dedup();
@@ -332,13 +501,11 @@ impl Assistant {
         let asked = intent.name == Intent::HANDOFF;
         let low = intent.name == Intent::UNKNOWN;
         let strikes = {
-            let mut map = self.low_turns.lock();
+            let mut low_turns = self.low_turns.lock();
             if low {
-                let n = map.entry(conversation_id.to_owned()).or_insert(0);
-                *n += 1;
-                *n
+                low_turns.strike(conversation_id)
             } else {
-                map.remove(conversation_id);
+                low_turns.clear(conversation_id);
                 0
             }
         };
@@ -352,7 +519,7 @@ impl Assistant {
             };
         }
         if low || asked || reply.handoff || intent.handoff {
-            self.low_turns.lock().remove(conversation_id);
+            self.forget(conversation_id);
         }
         Turn {
             // The generic "let me get a person" text is replaced by the hand-over note.
@@ -468,5 +635,137 @@ mod tests {
         );
         drop((plain, with_own));
         assert_eq!(assistant.live_indexes(), 0);
+    }
+
+    fn llm_config(base_url: &str, api_key: &str) -> BotConfig {
+        BotConfig {
+            engine: "llm".into(),
+            llm: LlmConfig {
+                base_url: base_url.into(),
+                model: "tiny".into(),
+                api_key: api_key.into(),
+            },
+            ..BotConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_engine_without_its_endpoint_is_refused_naming_the_field() {
+        let stored = BotConfig::default();
+        let mut no_model = llm_config("http://llm.example/v1", "k");
+        no_model.llm.model = " ".into();
+        let mut no_base = llm_config("", "k");
+        no_base.llm.model = "tiny".into();
+        let no_url = BotConfig {
+            engine: "webhook".into(),
+            ..BotConfig::default()
+        };
+        for (config, field) in [
+            (no_model, "llm.model"),
+            (no_base, "llm.base_url"),
+            (no_url, "webhook.url"),
+        ] {
+            let e = stored.merge_update(config).unwrap_err();
+            assert!(e.contains(field), "{e}");
+        }
+        // Switching to retrieval leaves the others' settings free to be empty.
+        assert!(stored.merge_update(BotConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn a_stored_secret_stays_with_its_url() {
+        let stored = llm_config("https://llm.example/v1", "sk-stored");
+        stored.merge_update(stored.clone()).unwrap();
+        // The UI sends the key back blank (it only ever sees it redacted).
+        let same = stored
+            .merge_update(llm_config("https://llm.example/v1", ""))
+            .unwrap();
+        assert_eq!(same.llm.api_key, "sk-stored");
+        let e = stored
+            .merge_update(llm_config("https://evil.example/v1", ""))
+            .unwrap_err();
+        assert!(
+            e.contains("API key") && e.contains("entered again") && e.contains("base URL changed"),
+            "{e}"
+        );
+        let moved = stored
+            .merge_update(llm_config("https://other.example/v1", "sk-new"))
+            .unwrap();
+        assert_eq!(moved.llm.api_key, "sk-new");
+        // Back to retrieval with the endpoint cleared: the key is forgotten, not carried over.
+        let cleared = stored.merge_update(BotConfig::default()).unwrap();
+        assert_eq!(cleared.llm.api_key, "");
+
+        let hook = |url: &str, secret: &str| BotConfig {
+            engine: "webhook".into(),
+            webhook: WebhookConfig {
+                url: url.into(),
+                secret: secret.into(),
+            },
+            ..BotConfig::default()
+        };
+        let stored = hook("https://hooks.example/bot", "s3cret");
+        let same = stored
+            .merge_update(hook("https://hooks.example/bot", ""))
+            .unwrap();
+        assert_eq!(same.webhook.secret, "s3cret");
+        let e = stored
+            .merge_update(hook("https://hooks.example/bot?to=elsewhere", ""))
+            .unwrap_err();
+        assert!(
+            e.contains("webhook secret") && e.contains("webhook URL changed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn low_turns_are_bounded_oldest_out_first() {
+        let mut low = LowTurns::new(3);
+        assert_eq!(low.strike("a"), 1);
+        assert_eq!(low.strike("b"), 1);
+        assert_eq!(low.strike("c"), 1);
+        assert_eq!(low.strike("a"), 2, "a is now the newest");
+        assert_eq!(low.strike("d"), 1);
+        assert_eq!(low.len(), 3);
+        assert_eq!(low.strike("b"), 1, "b, the oldest, went to make room for d");
+        low.clear("a");
+        low.clear("never-seen");
+        assert_eq!(low.len(), 2);
+        assert_eq!(low.order.len(), 2);
+        assert_eq!(low.strike("a"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_bot_that_cannot_start_is_tried_once_per_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = crate::config::Settings::default();
+        settings.storage.url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let storage = crate::storage::connect(&settings.storage).await.unwrap();
+        let site = storage.create_site("Shop", &[]).await.unwrap();
+        // Stored as an older version could (merge_update now refuses it): no model.
+        let mut broken = llm_config("http://127.0.0.1:9/v1", "");
+        broken.enabled = true;
+        broken.packs = vec!["general".into()];
+        broken.llm.model.clear();
+        let json = serde_json::to_string(&broken).unwrap();
+        storage.set_site_bot(&site.id, &json).await.unwrap();
+
+        let assistant = Arc::new(Assistant::new(BotSettings::default()));
+        for _ in 0..3 {
+            assert!(assistant.enabled_for(&storage, &site.id).await.is_none());
+        }
+        let e = assistant.for_site(&storage, &site.id).await.err().unwrap();
+        assert!(e.to_string().contains("llm.model"), "{e}");
+        assert_eq!(assistant.builds.load(Ordering::SeqCst), 1);
+        assert_eq!(assistant.live_indexes(), 0, "no packs indexed for it");
+
+        // Fixed by the admin: the next message builds it again.
+        broken.engine = "retrieval".into();
+        let json = serde_json::to_string(&broken).unwrap();
+        storage.set_site_bot(&site.id, &json).await.unwrap();
+        assistant.invalidate(&site.id);
+        assert!(assistant.enabled_for(&storage, &site.id).await.is_some());
+        assert!(assistant.enabled_for(&storage, &site.id).await.is_some());
+        assert_eq!(assistant.builds.load(Ordering::SeqCst), 2);
     }
 }

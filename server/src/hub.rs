@@ -4,6 +4,7 @@
 //! frames, each serialized once and shared by every receiver.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -15,7 +16,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::assistant::{Assistant, SiteBot};
+use crate::assistant::{Assistant, SiteBot, Turn};
 use crate::config::Limits;
 use crate::storage::writer::Writer;
 use crate::storage::{
@@ -152,7 +153,14 @@ pub struct Hub {
     sites: RwLock<HashMap<String, SiteRoom>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     next_conn: AtomicU64,
+    /// Serializes, per conversation (striped by its id), what the bot posts and the hand-over:
+    /// a bot turn checks that the conversation is still the bot's and posts in one step, so a
+    /// turn that finishes after the hand-over posts nothing.
+    handovers: Box<[tokio::sync::Mutex<()>]>,
 }
+
+/// Stripes of [`Hub::handovers`].
+const HANDOVER_STRIPES: usize = 1024;
 
 /// Unregisters a connection when dropped.
 pub struct Registration {
@@ -262,6 +270,9 @@ impl Hub {
                 sites: RwLock::new(HashMap::new()),
                 buckets: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
+                handovers: (0..HANDOVER_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
             }
         })
     }
@@ -504,9 +515,42 @@ impl Hub {
         Ok(outcome)
     }
 
+    /// The lock of a conversation's bot posts and hand-over (see [`Hub::handovers`]).
+    fn handover_lock(&self, conversation_id: &str) -> &tokio::sync::Mutex<()> {
+        let mut h = rustc_hash::FxHasher::default();
+        conversation_id.hash(&mut h);
+        &self.handovers[h.finish() as usize % self.handovers.len()]
+    }
+
     /// The bot's answer to a visitor message in a `pending` conversation.
     async fn bot_turn(self: Arc<Self>, bot: Arc<SiteBot>, c: Conversation, m: Message) {
         let turn = self.assistant.turn(&bot, &c.id, &m.body).await;
+        let _posting = self.handover_lock(&c.id).lock().await;
+        // A webhook or LLM turn can take seconds: meanwhile the visitor may have asked for a
+        // person, or an agent taken over. The conversation is theirs now; the turn is dropped.
+        let pending = match self.storage.conversation(&c.id).await {
+            Ok(Some(now)) => now.status == ConversationStatus::Pending,
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "the bot's turn is dropped: its conversation could not be read");
+                false
+            }
+        };
+        if !pending {
+            self.assistant.forget(&c.id);
+        } else {
+            self.post_turn(&bot, &c, &m, turn).await;
+        }
+        tracing::debug!(
+            conversation = %c.id,
+            message_id = %m.id,
+            dropped = !pending,
+            "bot turn done"
+        );
+    }
+
+    /// Posts a bot turn in a conversation still `pending` (under its hand-over lock).
+    async fn post_turn(&self, bot: &SiteBot, c: &Conversation, m: &Message, turn: Turn) {
         if turn.low
             && let Err(e) = self
                 .storage
@@ -519,15 +563,15 @@ impl Hub {
             let req = AppendRequest {
                 // Idempotent: one answer per visitor message, whatever happens.
                 client_msg_id: Some(format!("bot:{}", m.id)),
-                quick_replies: turn.quick_replies.clone(),
+                quick_replies: turn.quick_replies,
                 meta: Some(MessageMeta {
                     intent: Some(turn.intent.name.clone()),
                     ..MessageMeta::default()
                 }),
                 ..AppendRequest::text(
                     AppendTarget::Conversation(c.id.clone()),
-                    bot_sender(&bot),
-                    turn.text.clone(),
+                    bot_sender(bot),
+                    turn.text,
                 )
             };
             if let Err(e) = self.writer.append(req, 0).await {
@@ -535,13 +579,22 @@ impl Hub {
             }
         }
         if turn.handoff {
-            self.hand_over(&c, &turn.intent.lang, None).await;
+            self.hand_over_locked(c, &turn.intent.lang, None).await;
         }
     }
 
-    /// Gives a conversation to people: `open`, assigned (to `agent`, else round robin among
-    /// online agents), with a note telling the visitor what happens next.
+    /// Gives a `pending` conversation to people: `open`, assigned (to `agent`, else round robin
+    /// among online agents), with a note telling the visitor what happens next. Once only: for
+    /// a conversation already handed over it posts nothing and assigns nobody.
     pub async fn hand_over(&self, c: &Conversation, lang: &str, agent: Option<&str>) {
+        let _posting = self.handover_lock(&c.id).lock().await;
+        self.hand_over_locked(c, lang, agent).await;
+    }
+
+    /// [`Hub::hand_over`], its conversation's hand-over lock held.
+    async fn hand_over_locked(&self, c: &Conversation, lang: &str, agent: Option<&str>) {
+        // Whatever happens below, the bot is done with this conversation.
+        self.assistant.forget(&c.id);
         let assignee = agent
             .map(str::to_owned)
             .or_else(|| self.peek_assignee(&c.site_id));
@@ -651,6 +704,8 @@ impl Hub {
             .await
             .map_err(|e| storage_error(e, None))?
             .ok_or_else(|| FrameError::new(ErrorCode::NotFound, "no such conversation", None))?;
+        // Resolved, reopened or snoozed by an agent: the bot's two strikes start over.
+        self.assistant.forget(&c.id);
         self.publish_conversation(&c);
         Ok(c)
     }

@@ -1,6 +1,8 @@
 //! The bot's engines against local fakes: a webhook service that checks the signature, an
 //! OpenAI-compatible chat endpoint, and the `kefu bot` command line on a tiny corpus.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use common::serve;
 use kefu_server::bot::webhook::{SIGNATURE_HEADER, WebhookEngine, verify};
 use kefu_server::bot::{
     BotContext, BotEngine, HandoffWords, Intent, LlmSettings, RetrievalEngine, Secret,
@@ -67,14 +70,6 @@ fn write_corpus(root: &Path) {
 
 fn retrieval(root: &Path) -> Arc<RetrievalEngine> {
     Arc::new(RetrievalEngine::load(corpus::load_dir(root, &[]).unwrap()))
-}
-
-/// Serves `router` on 127.0.0.1:0 and returns its base URL.
-async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}")
 }
 
 /// The fake webhook service: refuses a bad signature, answers an order question, and takes
@@ -224,7 +219,8 @@ async fn llm_handoff_reply_and_timeout_hand_over() {
     let intent = bot
         .understand(&ctx(), "what is the weather for my delivery")
         .await;
-    assert_eq!(intent.name, Intent::HANDOFF);
+    // The model's HANDOFF means not understood, as a retrieval match below the threshold.
+    assert_eq!(intent.name, Intent::UNKNOWN);
     assert!(bot.respond(&ctx(), &intent).await.handoff);
 
     let start = Instant::now();

@@ -24,17 +24,6 @@ async fn enable_bot(app: &TestApp) {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
-/// The next message frame from the bot or the system.
-async fn from_bot(ws: &mut Ws) -> kefu::Message {
-    ws.until(|f| match f {
-        ServerFrame::Message { message } if message.sender.kind != SenderKind::Visitor => {
-            Some(message)
-        }
-        _ => None,
-    })
-    .await
-}
-
 #[tokio::test]
 async fn the_bot_welcomes_answers_and_hands_over_when_asked() {
     let app = spawn_app().await;
@@ -45,13 +34,13 @@ async fn the_bot_welcomes_answers_and_hands_over_when_asked() {
     tab.say("v1", "what are your opening hours").await;
     let asked = tab.ack().await;
     assert_eq!(asked.seq, 2, "the welcome opens the log");
-    let welcome = from_bot(&mut tab).await;
+    let welcome = tab.bot_says().await;
     assert_eq!(
         (welcome.seq, welcome.body.as_str()),
         (1, "Hi! Ask me anything.")
     );
     assert_eq!(welcome.sender.kind, SenderKind::Bot);
-    let answer = from_bot(&mut tab).await;
+    let answer = tab.bot_says().await;
     assert_eq!(answer.sender.kind, SenderKind::Bot);
     assert_eq!(answer.sender.name.as_deref(), Some("Tea bot"));
     assert!(
@@ -63,12 +52,7 @@ async fn the_bot_welcomes_answers_and_hands_over_when_asked() {
         answer.meta.as_ref().and_then(|m| m.intent.as_deref()),
         Some("general.service-hours")
     );
-    let c = app
-        .storage
-        .conversation(&asked.conversation_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let c = app.conversation(&asked.conversation_id).await;
     assert_eq!(c.status, ConversationStatus::Pending);
     assert_eq!(
         c.assignee_id, None,
@@ -120,7 +104,7 @@ async fn the_bot_welcomes_answers_and_hands_over_when_asked() {
         .say_in(&handed.id, "a1", "Hi, I'm Alice. How can I help?")
         .await;
     agent.ack().await;
-    let next = from_bot(&mut tab).await;
+    let next = tab.bot_says().await;
     assert_eq!(
         next.sender.kind,
         SenderKind::Agent,
@@ -136,8 +120,8 @@ async fn two_unclear_questions_hand_over_and_are_kept_for_the_admin() {
     let mut tab = visitor.ws().await;
     tab.say("v1", "qwpoeiru zxmcnv").await;
     tab.ack().await;
-    from_bot(&mut tab).await; // welcome
-    let first = from_bot(&mut tab).await;
+    tab.bot_says().await; // welcome
+    let first = tab.bot_says().await;
     assert_eq!(first.sender.kind, SenderKind::Bot);
     assert!(
         !first.quick_replies.is_empty(),
@@ -146,7 +130,7 @@ async fn two_unclear_questions_hand_over_and_are_kept_for_the_admin() {
     tab.say("v2", "plkjhgf mnbvcxz").await;
     tab.ack().await;
     // Nobody is online: the note offers to leave contact details.
-    let note = from_bot(&mut tab).await;
+    let note = tab.bot_says().await;
     assert_eq!(note.sender.kind, SenderKind::System);
     assert!(note.meta.as_ref().is_some_and(|m| m.offline));
 

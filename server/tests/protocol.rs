@@ -301,22 +301,8 @@ async fn a_visitor_cannot_read_or_post_into_a_foreign_conversation() {
 async fn an_agent_sees_only_the_sites_it_belongs_to() {
     let app = spawn_app().await;
     // Bob joins the sites that exist when he is added; "Other shop" comes later.
-    let bob = app
-        .storage
-        .create_agent(kefu_server::storage::NewAgent {
-            email: "bob@example.com".into(),
-            name: "Bob".into(),
-            password_hash: kefu_server::auth::hash_password("bob-password").unwrap(),
-            role: kefu_server::storage::Role::Agent,
-        })
-        .await
-        .unwrap();
+    let (_, bob_token) = app.add_agent("bob@example.com", "Bob").await;
     let other = app.storage.create_site("Other shop", &[]).await.unwrap();
-    let bob_token = kefu_server::auth::new_api_token();
-    app.storage
-        .create_api_token(&bob.id, &kefu_server::auth::token_hash(&bob_token))
-        .await
-        .unwrap();
 
     let visitor = app.visitor_on(&other.site_key).await;
     let mut tab = visitor.ws().await;

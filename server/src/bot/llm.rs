@@ -1,7 +1,9 @@
 //! The LLM engine: any OpenAI-compatible chat-completions endpoint answers, given only the
 //! pairs the retrieval engine finds closest to the message. It is told to answer from them alone
-//! and to reply exactly `HANDOFF` when they do not answer the question; that reply, a timeout or
-//! an error hands the conversation to a person.
+//! and to reply exactly `HANDOFF` when they do not answer the question. That reply (also when
+//! the model wraps it in other words) means not understood, as a retrieval match below the
+//! threshold: nothing of it is shown, and two in a row hand over. A timeout or an error hands
+//! the conversation to a person at once.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -20,6 +22,8 @@ pub const HANDOFF_REPLY: &str = "HANDOFF";
 pub struct LlmEngine {
     client: reqwest::Client,
     url: String,
+    /// `url` without a query, for logs.
+    log_url: String,
     model: String,
     api_key: super::Secret,
     timeout: std::time::Duration,
@@ -51,14 +55,16 @@ impl LlmEngine {
             settings.base_url
         );
         anyhow::ensure!(!settings.model.is_empty(), "bot.llm.model is not set");
+        let url = format!(
+            "{}/chat/completions",
+            settings.base_url.trim_end_matches('/')
+        );
         Ok(LlmEngine {
             client: reqwest::Client::builder()
                 .timeout(settings.timeout())
                 .build()?,
-            url: format!(
-                "{}/chat/completions",
-                settings.base_url.trim_end_matches('/')
-            ),
+            log_url: super::url_for_log(&url),
+            url,
             model: settings.model.clone(),
             api_key: settings.api_key.clone(),
             timeout: settings.timeout(),
@@ -100,7 +106,9 @@ impl LlmEngine {
             res.json::<Completion>().await
         })
         .await
-        .map_err(|_| anyhow::anyhow!("timed out after {:?}", self.timeout))??;
+        .map_err(|_| anyhow::anyhow!("timed out after {:?}", self.timeout))?
+        // reqwest's errors name the URL, query and all: not for the logs.
+        .map_err(reqwest::Error::without_url)?;
         completion
             .choices
             .into_iter()
@@ -110,12 +118,16 @@ impl LlmEngine {
     }
 }
 
+/// Whether the model's reply says it cannot answer: empty, `HANDOFF` alone (in any case), or
+/// `HANDOFF` as a word anywhere in it, as models write it after an apology or on a line of its
+/// own. Such a reply is never shown.
 fn is_handoff_reply(reply: &str) -> bool {
-    let r = reply
-        .trim()
-        .trim_matches(|c: char| !c.is_alphanumeric())
-        .to_ascii_uppercase();
-    r.is_empty() || r.starts_with(HANDOFF_REPLY)
+    let bare = reply.trim_matches(|c: char| !c.is_alphanumeric());
+    bare.is_empty()
+        || bare.eq_ignore_ascii_case(HANDOFF_REPLY)
+        || reply
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| word == HANDOFF_REPLY)
 }
 
 #[async_trait]
@@ -127,14 +139,17 @@ impl BotEngine for LlmEngine {
             .search(&ctx.packs, message, self.context_pairs);
         let ents = entities::extract(message, &[]);
         let r = &self.retrieval;
-        // Nothing to answer from, or closest to an example of what is not answered here.
-        if r.handoff_words().matches(message)
-            || found
-                .hits
-                .first()
-                .is_none_or(|h| r.pair_at(h.pair).qa.decline)
-        {
+        if r.handoff_words().matches(message) {
             return Intent::handoff(&found.lang, ents);
+        }
+        // Nothing to answer from, or closest to an example of what is not answered here: not
+        // understood, as the retrieval engine says it.
+        if found
+            .hits
+            .first()
+            .is_none_or(|h| r.pair_at(h.pair).qa.decline)
+        {
+            return Intent::unknown(&found.lang, ents, 0.0);
         }
         let answers: Vec<(String, String)> = found
             .hits
@@ -167,9 +182,10 @@ impl BotEngine for LlmEngine {
                 answer: Some(reply.trim().to_owned()),
                 handoff: false,
             },
-            Ok(_) => Intent::handoff(&found.lang, ents),
+            // The model's "cannot answer from these pairs".
+            Ok(_) => Intent::unknown(&found.lang, ents, found.confidence),
             Err(e) => {
-                tracing::warn!(url = %self.url, "bot LLM call failed, handing over: {e:#}");
+                tracing::warn!(url = %self.log_url, "bot LLM call failed, handing over: {e:#}");
                 Intent::handoff(&found.lang, ents)
             }
         }
@@ -186,11 +202,32 @@ mod tests {
 
     #[test]
     fn recognizes_handoff_replies() {
-        assert!(is_handoff_reply("HANDOFF"));
-        assert!(is_handoff_reply(" handoff.\n"));
-        assert!(is_handoff_reply("\"HANDOFF\""));
-        assert!(is_handoff_reply(""));
-        assert!(!is_handoff_reply("You can return items within 7 days."));
+        for reply in [
+            "HANDOFF",
+            " handoff.\n",
+            "\"HANDOFF\"",
+            "",
+            "  \n",
+            "抱歉，我无法回答。HANDOFF",
+            "抱歉HANDOFF",
+            "HANDOFF - the pairs do not cover this.",
+            "I'm sorry, I can't help with that.\nHANDOFF",
+            "I'm sorry, I can't help with that.\n\nHANDOFF\n\nPlease wait.",
+            "Sorry! [HANDOFF]",
+            "**HANDOFF**",
+            "__HANDOFF__",
+        ] {
+            assert!(is_handoff_reply(reply), "{reply:?}");
+        }
+        for reply in [
+            "You can return items within 7 days.",
+            "退货请在7天内申请。",
+            "HANDOFFS are not a word we use",
+            "The courier's handoff happens at your door.",
+            "HAND_OFF_TIME is 5pm",
+        ] {
+            assert!(!is_handoff_reply(reply), "{reply:?}");
+        }
     }
 
     #[test]

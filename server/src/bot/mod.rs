@@ -76,6 +76,20 @@ impl Intent {
             handoff: true,
         }
     }
+
+    /// Not understood: the bot does not answer, and the turn counts toward the two-strikes
+    /// rule. Every engine says so the same way (a retrieval match below the threshold, a
+    /// webhook reply below it, the LLM's `HANDOFF` reply).
+    pub fn unknown(lang: &str, entities: BTreeMap<String, String>, confidence: f32) -> Intent {
+        Intent {
+            name: Intent::UNKNOWN.to_owned(),
+            confidence,
+            entities,
+            lang: lang.to_owned(),
+            answer: None,
+            handoff: false,
+        }
+    }
 }
 
 /// What the bot says back.
@@ -169,6 +183,23 @@ pub(crate) fn answer_or_fallback(intent: &Intent) -> Response {
     }
 }
 
+/// A URL as logs may show it: scheme, host, port and path; no credentials, query or fragment
+/// (a webhook URL may carry `?token=…`).
+pub fn url_for_log(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.path()
+            )
+        }
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
 /// Words that mean "let me talk to a person". A word matches anywhere in the message (whole
 /// words for Latin script); one written `=word` only when it is the whole message.
 #[derive(Debug, Clone)]
@@ -237,11 +268,17 @@ impl HandoffWords {
         h
     }
 
-    /// Whether `message` asks for a person.
+    /// Whether `message` asks for a person. The widget's hand-over button sends its own label,
+    /// which always counts, whatever words a site's admin has listed: a visitor can always
+    /// reach a person.
     pub fn matches(&self, message: &str) -> bool {
         let m = normalize_space(message);
         let bare = m.trim_matches(|c: char| !c.is_alphanumeric());
-        if self.whole.iter().any(|w| w == bare) {
+        let (button_en, button_zh) = app::i18n::pair(app::i18n::K::Handoff);
+        if self.whole.iter().any(|w| w == bare)
+            || bare == normalize_space(button_en)
+            || bare == button_zh
+        {
             return true;
         }
         self.anywhere.iter().any(|w| {
@@ -480,10 +517,27 @@ mod tests {
         ] {
             assert!(!h.matches(m), "{m}");
         }
+        // The widget's button works with any list, even an empty one.
+        let none = HandoffWords::new::<&str>(&[]);
+        assert!(none.matches("Talk to a person") && none.matches("转人工"));
+        assert!(!none.matches("talk to a person about returns"));
         let custom = HandoffWords::new(&["operator", "=help"]);
         assert!(custom.matches("get me an operator"));
         assert!(custom.matches("Help!"));
         assert!(!custom.matches("help with my order"));
+    }
+
+    #[test]
+    fn urls_in_logs_keep_only_scheme_host_and_path() {
+        assert_eq!(
+            url_for_log("https://user:pw@hooks.example:8443/bot/in?token=s3cret#x"),
+            "https://hooks.example:8443/bot/in"
+        );
+        assert_eq!(
+            url_for_log("http://127.0.0.1/hook?token=abc"),
+            "http://127.0.0.1/hook"
+        );
+        assert_eq!(url_for_log("not a url ?token=abc"), "(not a URL)");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The webhook engine: an external service decides. Each message is POSTed as JSON, signed with
 //! HMAC-SHA256 over the raw body (`X-Kefu-Signature: sha256=<hex>`); the service answers
 //! `{"intent": "…", "confidence": 0.9, "answer": "…", "handoff": false}`. A timeout, an error
-//! status or an unreadable answer hands the conversation to a person.
+//! status or an unreadable answer hands the conversation to a person. An answer whose confidence
+//! is below the site's threshold is not understood, as a retrieval match below it: not shown,
+//! and two such turns in a row hand over.
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -60,6 +62,8 @@ pub struct WebhookReply {
 pub struct WebhookEngine {
     client: reqwest::Client,
     url: String,
+    /// The URL without its query (which may carry a token), for logs.
+    log_url: String,
     secret: super::Secret,
     timeout: std::time::Duration,
     handoff: HandoffWords,
@@ -77,6 +81,7 @@ impl WebhookEngine {
                 .timeout(settings.timeout())
                 .build()?,
             url: settings.url.clone(),
+            log_url: super::url_for_log(&settings.url),
             secret: settings.secret.clone(),
             timeout: settings.timeout(),
             handoff,
@@ -100,7 +105,9 @@ impl WebhookEngine {
             res.json::<WebhookReply>().await
         })
         .await
-        .map_err(|_| anyhow::anyhow!("timed out after {:?}", self.timeout))??;
+        .map_err(|_| anyhow::anyhow!("timed out after {:?}", self.timeout))?
+        // reqwest's errors name the URL, query and all: not for the logs.
+        .map_err(reqwest::Error::without_url)?;
         Ok(res)
     }
 }
@@ -125,6 +132,12 @@ impl BotEngine for WebhookEngine {
         match self.call(body).await {
             Ok(reply) => {
                 let handoff = reply.handoff || reply.answer.as_deref().is_none_or(str::is_empty);
+                let confidence = reply.confidence.unwrap_or(1.0).clamp(0.0, 1.0);
+                if !handoff && confidence < ctx.threshold {
+                    // Not understood, as a retrieval match below the threshold: no answer,
+                    // and it counts toward the two-strikes rule.
+                    return Intent::unknown(lang, found, confidence);
+                }
                 Intent {
                     name: reply.intent.unwrap_or_else(|| {
                         if handoff {
@@ -133,7 +146,7 @@ impl BotEngine for WebhookEngine {
                             "webhook".to_owned()
                         }
                     }),
-                    confidence: reply.confidence.unwrap_or(1.0).clamp(0.0, 1.0),
+                    confidence,
                     entities: found,
                     lang: lang.to_owned(),
                     answer: reply.answer,
@@ -141,7 +154,7 @@ impl BotEngine for WebhookEngine {
                 }
             }
             Err(e) => {
-                tracing::warn!(url = %self.url, "bot webhook failed, handing over: {e:#}");
+                tracing::warn!(url = %self.log_url, "bot webhook failed, handing over: {e:#}");
                 Intent::handoff(lang, found)
             }
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use kefu::SenderKind;
 use kefu::frame::ServerFrame;
 use kefu_server::config::Settings;
 use kefu_server::storage::{NewAgent, Role, Storage};
@@ -105,6 +106,35 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// A second agent (role `agent`, member of the sites that exist now) and its API token.
+    pub async fn add_agent(
+        &self,
+        email: &str,
+        name: &str,
+    ) -> (kefu_server::storage::Agent, String) {
+        let agent = self
+            .storage
+            .create_agent(NewAgent {
+                email: email.into(),
+                name: name.into(),
+                password_hash: kefu_server::auth::hash_password("agent-password").unwrap(),
+                role: kefu_server::storage::Role::Agent,
+            })
+            .await
+            .unwrap();
+        let token = kefu_server::auth::new_api_token();
+        self.storage
+            .create_api_token(&agent.id, &kefu_server::auth::token_hash(&token))
+            .await
+            .unwrap();
+        (agent, token)
+    }
+
+    /// A conversation as stored now.
+    pub async fn conversation(&self, id: &str) -> kefu::model::Conversation {
+        self.storage.conversation(id).await.unwrap().unwrap()
+    }
+
     /// Stops the server the way SIGTERM does and waits for it to finish.
     pub async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -189,6 +219,15 @@ impl TestApp {
             .post(self.url(path))
             .bearer_auth(&self.admin_token)
     }
+}
+
+/// Serves `router` on 127.0.0.1:0 (a fake webhook service or chat endpoint) and returns its
+/// base URL.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
 }
 
 impl Drop for TestApp {
@@ -333,6 +372,17 @@ impl Ws {
                 message,
                 client_msg_id,
             } => Some((code, message, client_msg_id)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The next message from the bot or the system (not the visitor's own).
+    pub async fn bot_says(&mut self) -> kefu::Message {
+        self.until(|f| match f {
+            ServerFrame::Message { message } if message.sender.kind != SenderKind::Visitor => {
+                Some(message)
+            }
             _ => None,
         })
         .await
