@@ -40,6 +40,9 @@ pub const KEFU_LOAD_ENV: &[(&str, &str)] = &[
     ("KEFU__LIMITS__CONN_FRAMES_PER_SEC", "100000"),
     ("KEFU__LIMITS__CONN_FRAME_BURST", "100000"),
     ("KEFU__LIMITS__CONN_QUEUE", "65536"),
+    // Tens of thousands of visitors come from one machine's few addresses.
+    ("KEFU__LIMITS__NEW_VISITORS_PER_SEC", "1000000"),
+    ("KEFU__LIMITS__NEW_VISITOR_BURST", "1000000"),
 ];
 
 /// Where things are, shared by every target of one invocation.

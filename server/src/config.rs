@@ -113,6 +113,10 @@ pub struct Limits {
     /// Messages a visitor may send per second, over all tabs and transports, and the burst.
     pub visitor_msgs_per_sec: f64,
     pub visitor_burst: f64,
+    /// New visitors (widget sessions without a valid token) one client address may create per
+    /// second, and the burst: each is a row in the database, and the endpoint needs no login.
+    pub new_visitors_per_sec: f64,
+    pub new_visitor_burst: f64,
     /// Frames of any kind one connection may send per second, and the burst.
     pub conn_frames_per_sec: f64,
     pub conn_frame_burst: f64,
@@ -187,6 +191,8 @@ impl Default for Limits {
             import_max_bytes: 8 * 1024 * 1024,
             visitor_msgs_per_sec: 5.0,
             visitor_burst: 20.0,
+            new_visitors_per_sec: 1.0,
+            new_visitor_burst: 60.0,
             conn_frames_per_sec: 50.0,
             conn_frame_burst: 100.0,
             conn_queue: 512,

@@ -132,6 +132,39 @@ impl RateLimiter {
     }
 }
 
+/// Token buckets by key (a visitor, a client address): `rate` per second, up to `burst` each.
+pub struct KeyedLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl KeyedLimiter {
+    pub fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            rate,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one from `key`'s bucket.
+    pub fn allow(&self, key: &str) -> bool {
+        let (rate, burst) = (self.rate, self.burst);
+        let mut map = self.buckets.lock();
+        if map.len() > 50_000 {
+            // Forget keys whose bucket has refilled: they are as good as new.
+            let now = Instant::now();
+            map.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+        }
+        let bucket = map.entry(key.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            at: Instant::now(),
+        });
+        take(bucket, rate, burst)
+    }
+}
+
 fn take(b: &mut Bucket, rate: f64, burst: f64) -> bool {
     let now = Instant::now();
     b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
@@ -151,7 +184,7 @@ pub struct Hub {
     limits: Limits,
     visitors: RwLock<HashMap<String, Vec<Conn>>>,
     sites: RwLock<HashMap<String, SiteRoom>>,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    visitor_msgs: KeyedLimiter,
     next_conn: AtomicU64,
     /// Serializes, per conversation (striped by its id), what the bot posts and the hand-over:
     /// a bot turn checks that the conversation is still the bot's and posts in one step, so a
@@ -265,10 +298,10 @@ impl Hub {
                 storage,
                 assistant,
                 writer,
+                visitor_msgs: KeyedLimiter::new(limits.visitor_msgs_per_sec, limits.visitor_burst),
                 limits,
                 visitors: RwLock::new(HashMap::new()),
                 sites: RwLock::new(HashMap::new()),
-                buckets: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
                 handovers: (0..HANDOVER_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
@@ -363,18 +396,7 @@ impl Hub {
 
     /// Takes one message from the visitor's budget, shared by all its tabs and transports.
     pub fn allow_visitor_message(&self, visitor_id: &str) -> bool {
-        let (rate, burst) = (self.limits.visitor_msgs_per_sec, self.limits.visitor_burst);
-        let mut map = self.buckets.lock();
-        if map.len() > 50_000 {
-            // Forget visitors whose bucket has refilled: they are as good as new.
-            let now = Instant::now();
-            map.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
-        }
-        let bucket = map.entry(visitor_id.to_owned()).or_insert(Bucket {
-            tokens: burst,
-            at: Instant::now(),
-        });
-        take(bucket, rate, burst)
+        self.visitor_msgs.allow(visitor_id)
     }
 
     /// A visitor's conversation, or `forbidden` / `not_found`.

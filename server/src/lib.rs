@@ -75,6 +75,8 @@ pub struct AppInner {
     pub sessions: SessionManagerLayer<DynSessionStore>,
     /// Open WebSockets and waiting long-polls, against `protocols.websocket.max_conn`.
     pub conns: Arc<gateway::ConnLimit>,
+    /// New visitors per client address (`limits.new_visitors_per_sec`).
+    pub new_visitors: hub::KeyedLimiter,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -191,6 +193,10 @@ pub async fn launch(
         leptos: leptos_options(&settings, addr),
         sessions,
         conns: gateway::ConnLimit::new(settings.protocols.websocket.max_conn),
+        new_visitors: hub::KeyedLimiter::new(
+            settings.limits.new_visitors_per_sec,
+            settings.limits.new_visitor_burst,
+        ),
         settings: Arc::new(settings),
     }));
     let tasks = state.tasks.clone();

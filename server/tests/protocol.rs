@@ -879,3 +879,44 @@ async fn connections_past_the_limit_are_refused_with_the_limit_named() {
     let r = app.agent_get("/api/v1/conversations").send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn one_address_cannot_create_visitors_without_end() {
+    let app = spawn_app_with(|s| {
+        s.limits.new_visitors_per_sec = 0.001;
+        s.limits.new_visitor_burst = 3.0;
+    })
+    .await;
+    let mut visitors = Vec::new();
+    for _ in 0..3 {
+        visitors.push(app.visitor().await);
+    }
+    let session = |body: Value, from: &'static str| {
+        app.http
+            .post(app.url("/api/v1/widget/sessions"))
+            .header("x-forwarded-for", from)
+            .json(&body)
+            .send()
+    };
+    let new = json!({"site_key": app.site_key});
+    let r = session(new.clone(), "127.0.0.1").await.unwrap();
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many new visitors"),
+        "{body}"
+    );
+    // A returning visitor is not a new one...
+    let back = json!({"site_key": app.site_key, "visitor_token": visitors[0].token});
+    let r = session(back, "127.0.0.1").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(again["visitor"]["id"], visitors[0].id);
+    // ...and other people behind the same proxy have their own budget.
+    let r = session(new, "198.51.100.7").await.unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -114,6 +114,15 @@ pub async fn create_session(
         .and_then(|t| state.tokens.verify(t))
         .filter(|c| c.site_id == site.id)
         .map(|c| c.visitor_id);
+    let ip = client_ip(&headers, peer);
+    if existing.is_none() && !state.new_visitors.allow(&ip) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many new visitors from this address; try again in a minute \
+             (a returning visitor sends its visitor_token)",
+        ));
+    }
     let visitor = storage
         .upsert_visitor(VisitorUpsert {
             id: existing,
@@ -130,7 +139,7 @@ pub async fn create_session(
                     .map(str::to_owned),
                 400,
             ),
-            ip: Some(client_ip(&headers, peer)),
+            ip: Some(ip),
             locale: clip(req.locale, 35),
             timezone: clip(req.timezone, 64),
             utc_offset_minutes: req.utc_offset_minutes.filter(|m| m.abs() <= 14 * 60),
