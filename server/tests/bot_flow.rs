@@ -154,6 +154,19 @@ async fn two_unclear_questions_hand_over_and_are_kept_for_the_admin() {
     assert_eq!(r.status(), 204);
     let v = app.storage.visitor(&visitor.id).await.unwrap().unwrap();
     assert_eq!(v.info.email.as_deref(), Some("li@example.com"));
+    // A second message adds to the first instead of replacing it.
+    let r = visitor
+        .http
+        .post(app.url("/api/v1/widget/contact"))
+        .bearer_auth(&visitor.token)
+        .json(&json!({"phone": "+86 138 0000 0000", "note": "or text me"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let v = app.storage.visitor(&visitor.id).await.unwrap().unwrap();
+    assert_eq!(v.info.note.as_deref(), Some("call me\nor text me"));
+    assert_eq!(v.info.email.as_deref(), Some("li@example.com"));
 
     let u: Value = app
         .agent_json(&format!("/api/v1/sites/{}/bot/unanswered", app.site_id))

@@ -1285,7 +1285,9 @@ impl Storage for SqliteStorage {
     }
 
     async fn set_visitor_contact(&self, visitor_id: &str, c: VisitorContact) -> Result<()> {
-        sqlx::query("UPDATE visitors SET name = COALESCE(?, name), email = COALESCE(?, email), phone = COALESCE(?, phone), note = COALESCE(?, note) WHERE id = ?")
+        // A second message left is added under the first (the newest 8,000 characters kept),
+        // not written over it: both are for the next agent.
+        sqlx::query("UPDATE visitors SET name = COALESCE(?1, name), email = COALESCE(?2, email), phone = COALESCE(?3, phone), note = CASE WHEN ?4 IS NULL THEN note WHEN note IS NULL OR note = '' THEN ?4 ELSE substr(note || char(10) || ?4, -8000) END WHERE id = ?5")
             .bind(c.name)
             .bind(c.email)
             .bind(c.phone)
