@@ -135,6 +135,17 @@ impl BotConfig {
             "llm.api_key: the API key must be entered again because the base URL changed",
         )?;
         new.handoff_words.retain(|w| !w.trim().is_empty());
+        if new.handoff_words.len() > 200 {
+            return Err(format!(
+                "at most 200 hand-over words, got {}",
+                new.handoff_words.len()
+            ));
+        }
+        if let Some(w) = new.handoff_words.iter().find(|w| w.chars().count() > 60) {
+            return Err(format!(
+                "a hand-over word may have at most 60 characters: {w:?}"
+            ));
+        }
         Ok(new)
     }
 

@@ -250,4 +250,42 @@ async fn an_admin_teaches_the_bot_and_tries_it() {
             .unwrap()
             .contains("threshold")
     );
+    // So are pairs and words past their bounds, each saying which bound.
+    let refused = |path: String, method: reqwest::Method, body: Value| {
+        let req = app
+            .http
+            .request(method, app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 400);
+            let e: Value = r.json().await.unwrap();
+            e["error"]["message"].as_str().unwrap().to_owned()
+        }
+    };
+    let many: Vec<String> = (0..201).map(|i| format!("question {i}")).collect();
+    let m = refused(
+        format!("{base}/qa"),
+        reqwest::Method::POST,
+        json!({"lang": "en", "questions": many, "answer": "a"}),
+    )
+    .await;
+    assert!(m.contains("at most 200 questions"), "{m}");
+    let m = refused(
+        format!("{base}/qa"),
+        reqwest::Method::POST,
+        json!({"lang": "en", "questions": ["q"], "answer": "a",
+               "quick_replies": ["x".repeat(61)]}),
+    )
+    .await;
+    assert!(m.contains("at most 60 characters"), "{m}");
+    let m = refused(
+        format!("{base}/bot"),
+        reqwest::Method::PUT,
+        json!({"enabled": true, "engine": "retrieval", "name": "b",
+               "handoff_words": ["人".repeat(61)]}),
+    )
+    .await;
+    assert!(m.contains("hand-over word"), "{m}");
 }

@@ -92,6 +92,8 @@ impl LlmEngine {
         let body = serde_json::json!({
             "model": self.model,
             "temperature": 0,
+            // An answer is at most a message long (4,000 characters); this bounds the cost too.
+            "max_tokens": 1024,
             "messages": [
                 {"role": "system", "content": system},
                 {"role": "user", "content": message},

@@ -171,7 +171,7 @@ pub fn fallback_text(lang: &str, asked_for_person: bool) -> &'static str {
 pub(crate) fn answer_or_fallback(intent: &Intent) -> Response {
     match &intent.answer {
         Some(a) if !a.trim().is_empty() => Response {
-            text: entities::fill(a, &intent.entities),
+            text: clip_answer(entities::fill(a, &intent.entities)),
             quick_replies: Vec::new(),
             handoff: intent.handoff,
         },
@@ -181,6 +181,18 @@ pub(crate) fn answer_or_fallback(intent: &Intent) -> Response {
             handoff: true,
         },
     }
+}
+
+/// An engine's answer as a message may carry it: at most [`kefu::validate::MAX_BODY_CHARS`]
+/// characters (a longer one is cut, with an ellipsis), or it could not be posted at all.
+fn clip_answer(text: String) -> String {
+    let max = kefu::validate::MAX_BODY_CHARS;
+    if text.chars().count() <= max {
+        return text;
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// A URL as logs may show it: scheme, host, port and path; no credentials, query or fragment
@@ -491,6 +503,15 @@ impl Bot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_engines_answer_fits_in_a_message() {
+        let long = "答".repeat(kefu::validate::MAX_BODY_CHARS + 10);
+        let clipped = clip_answer(long);
+        assert_eq!(clipped.chars().count(), kefu::validate::MAX_BODY_CHARS);
+        assert!(clipped.ends_with('…'));
+        assert_eq!(clip_answer("short".into()), "short");
+    }
 
     #[test]
     fn handoff_words() {

@@ -245,6 +245,11 @@ pub async fn qa_list(
     Ok(Json(json!({ "qa": qa, "total": total })).into_response())
 }
 
+/// Bounds of one of a site's QA pairs (the built-in packs have about 38 questions a pair).
+const MAX_QUESTIONS: usize = 200;
+const MAX_QUESTION_CHARS: usize = 500;
+const MAX_QUICK_REPLY_CHARS: usize = 60;
+
 fn check_qa(qa: &mut SiteQa) -> Result<(), ApiError> {
     qa.questions = qa
         .questions
@@ -259,6 +264,38 @@ fn check_qa(qa: &mut SiteQa) -> Result<(), ApiError> {
         ));
     }
     check_length("answer", &qa.answer)?;
+    if qa.questions.len() > MAX_QUESTIONS {
+        return Err(ApiError::bad_request(format!(
+            "a QA pair may have at most {MAX_QUESTIONS} questions, got {}",
+            qa.questions.len()
+        )));
+    }
+    if let Some(q) = qa
+        .questions
+        .iter()
+        .find(|q| q.chars().count() > MAX_QUESTION_CHARS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "a question may have at most {MAX_QUESTION_CHARS} characters: {:?}…",
+            q.chars().take(40).collect::<String>()
+        )));
+    }
+    qa.quick_replies = qa
+        .quick_replies
+        .iter()
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .collect();
+    if let Some(r) = qa
+        .quick_replies
+        .iter()
+        .find(|r| r.chars().count() > MAX_QUICK_REPLY_CHARS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "a quick reply is a button: at most {MAX_QUICK_REPLY_CHARS} characters, got {:?}",
+            r
+        )));
+    }
     if qa.lang != "en" && qa.lang != "zh-CN" {
         return Err(ApiError::bad_request(format!(
             "lang must be en or zh-CN, got {:?}",
