@@ -198,7 +198,8 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 /// Chinese typos are homophones, which this does not address). A word of at least
 /// [`Speller::MIN_CHARS`] letters that no question contains, and that is one edit (a letter
 /// inserted, deleted, replaced, or two neighbours swapped) from words that questions do contain,
-/// becomes the most frequent of those. Without it one typo costs a message most of its score:
+/// becomes the most frequent of those, unless it is an English word: then only a known word
+/// it extends or shortens at the end counts (`snorer` → `snore`). Without it one typo costs a message most of its score:
 /// an unknown word carries the highest idf in BM25's normalization and unknown character
 /// n-grams in the cosine's. Lookups go through every one-letter deletion of the known words
 /// (the SymSpell idea), so a repair costs a handful of hash lookups, not a vocabulary scan.
@@ -250,11 +251,17 @@ impl Speller {
         if self.words.is_empty() || !Self::eligible(word) || self.counts.contains_key(word) {
             return None;
         }
+        // A real word that no question uses is not a typo ("how many bones in a shark" is not
+        // about a bonus to share); it is only read as a known word it inflects (snorer, snore).
+        let real = english_words().contains(word);
         let mut best: Option<(u32, &str)> = None;
         for key in std::iter::once(word.to_owned()).chain(deletions(word)) {
             for &i in self.deletes.get(&key).into_iter().flatten() {
                 let cand = self.words[i as usize].as_str();
                 if !one_edit(word, cand) {
+                    continue;
+                }
+                if real && !(word.starts_with(cand) || cand.starts_with(word)) {
                     continue;
                 }
                 let n = self.counts[cand];
@@ -288,6 +295,13 @@ impl Speller {
         out.push_str(&text[done..]);
         std::borrow::Cow::Owned(out)
     }
+}
+
+/// English words (SCOWL, as Debian's `wamerican` ships it: lowercase, letters only, three or
+/// more; licence in `server/data/words.en.LICENSE`), for [`Speller::repair`].
+fn english_words() -> &'static HashSet<&'static str> {
+    static WORDS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    WORDS.get_or_init(|| include_str!("../../data/words.en.txt").lines().collect())
 }
 
 /// `w` with one character removed, at each position.
@@ -478,7 +492,11 @@ impl Repair {
     pub fn new<'a>(family: Family, questions: impl IntoIterator<Item = &'a str>) -> Repair {
         match family {
             Family::Zh => Repair::Homophones(Homophones::new(questions)),
-            Family::En | Family::Other => Repair::Spelling(Speller::new(questions)),
+            Family::En | Family::Other => {
+                // Read while the packs load, not on a visitor's first typo.
+                english_words();
+                Repair::Spelling(Speller::new(questions))
+            }
         }
     }
 
@@ -785,6 +803,24 @@ mod tests {
             "where is my parcel, sent through the post?"
         );
         assert!(matches!(sp.fix("my parcel"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn real_words_are_not_typos() {
+        let sp = Speller::new([
+            "Can family members share my Plus membership?",
+            "Is there a bonus for members?",
+            "My husband's snore keeps me awake",
+        ]);
+        assert_eq!(sp.repair("shark"), None, "a word, not a typo of share");
+        assert_eq!(sp.repair("bones"), None, "a word, not a typo of bonus");
+        assert_eq!(sp.repair("snorer"), Some("snore"), "but it may inflect one");
+        assert_eq!(
+            sp.repair("shaer"),
+            Some("share"),
+            "typos are still repaired"
+        );
+        assert_eq!(sp.repair("bnous"), Some("bonus"));
     }
 
     fn texts(toks: &[Token]) -> Vec<&str> {
