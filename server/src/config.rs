@@ -50,8 +50,9 @@ pub struct StorageSettings {
     /// SQLite: how often committed pages are copied from the write-ahead log into the database
     /// (ms, at least 10). A page rewritten many times in between is copied once; but what is
     /// left uncopied when the log is restarted holds up the commits behind it, which is most of
-    /// the 99th percentile under load (docs/BENCHMARKS.md: at 10,000 msg/s, 50 instead of 200
-    /// brought p99 from 33 to 18-25 ms for 0-4 % more CPU).
+    /// the 99th percentile under load. docs/BENCHMARKS.md: 50 instead of 200 brought p99 at
+    /// 10,000 msg/s from 33-35 to 18-25 ms, but past capacity on a grown database delivered
+    /// about 7 % less; 200 stays the default, 50 suits a server that runs well below capacity.
     pub checkpoint_interval_ms: u64,
 }
 
@@ -161,7 +162,7 @@ impl Default for StorageSettings {
             max_batch: 512,
             commit_delay_us: 1000,
             sqlite_cache_mib: 32,
-            checkpoint_interval_ms: 50,
+            checkpoint_interval_ms: 200,
         }
     }
 }
