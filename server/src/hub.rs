@@ -157,11 +157,17 @@ impl KeyedLimiter {
             let now = Instant::now();
             map.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
-        let bucket = map.entry(key.to_owned()).or_insert(Bucket {
+        // Every visitor message passes here: the key is copied only when it is new.
+        if let Some(bucket) = map.get_mut(key) {
+            return take(bucket, rate, burst);
+        }
+        let mut bucket = Bucket {
             tokens: burst,
             at: Instant::now(),
-        });
-        take(bucket, rate, burst)
+        };
+        let allowed = take(&mut bucket, rate, burst);
+        map.insert(key.to_owned(), bucket);
+        allowed
     }
 }
 

@@ -264,10 +264,13 @@ fn normalize_space(s: &str) -> String {
 }
 
 impl HandoffWords {
+    /// `words`, and the label of the widget's hand-over button (as a whole message), which
+    /// counts whatever words a site's admin lists: a visitor can always reach a person.
     pub fn new<S: AsRef<str>>(words: &[S]) -> HandoffWords {
+        let (button_en, button_zh) = app::i18n::pair(app::i18n::K::Handoff);
         let mut h = HandoffWords {
             anywhere: Vec::new(),
-            whole: Vec::new(),
+            whole: vec![normalize_space(button_en), normalize_space(button_zh)],
         };
         for w in words {
             let w = w.as_ref().trim();
@@ -280,17 +283,11 @@ impl HandoffWords {
         h
     }
 
-    /// Whether `message` asks for a person. The widget's hand-over button sends its own label,
-    /// which always counts, whatever words a site's admin has listed: a visitor can always
-    /// reach a person.
+    /// Whether `message` asks for a person.
     pub fn matches(&self, message: &str) -> bool {
         let m = normalize_space(message);
         let bare = m.trim_matches(|c: char| !c.is_alphanumeric());
-        let (button_en, button_zh) = app::i18n::pair(app::i18n::K::Handoff);
-        if self.whole.iter().any(|w| w == bare)
-            || bare == normalize_space(button_en)
-            || bare == button_zh
-        {
+        if self.whole.iter().any(|w| w == bare) {
             return true;
         }
         self.anywhere.iter().any(|w| {

@@ -250,6 +250,11 @@ const MAX_QUESTIONS: usize = 200;
 const MAX_QUESTION_CHARS: usize = 500;
 const MAX_QUICK_REPLY_CHARS: usize = 60;
 
+/// The first of `items` longer than `max` characters.
+fn first_longer(items: &[String], max: usize) -> Option<&String> {
+    items.iter().find(|s| s.chars().count() > max)
+}
+
 fn check_qa(qa: &mut SiteQa) -> Result<(), ApiError> {
     qa.questions = qa
         .questions
@@ -270,11 +275,7 @@ fn check_qa(qa: &mut SiteQa) -> Result<(), ApiError> {
             qa.questions.len()
         )));
     }
-    if let Some(q) = qa
-        .questions
-        .iter()
-        .find(|q| q.chars().count() > MAX_QUESTION_CHARS)
-    {
+    if let Some(q) = first_longer(&qa.questions, MAX_QUESTION_CHARS) {
         return Err(ApiError::bad_request(format!(
             "a question may have at most {MAX_QUESTION_CHARS} characters: {:?}…",
             q.chars().take(40).collect::<String>()
@@ -286,17 +287,13 @@ fn check_qa(qa: &mut SiteQa) -> Result<(), ApiError> {
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty())
         .collect();
-    if let Some(r) = qa
-        .quick_replies
-        .iter()
-        .find(|r| r.chars().count() > MAX_QUICK_REPLY_CHARS)
-    {
+    if let Some(r) = first_longer(&qa.quick_replies, MAX_QUICK_REPLY_CHARS) {
         return Err(ApiError::bad_request(format!(
             "a quick reply is a button: at most {MAX_QUICK_REPLY_CHARS} characters, got {:?}",
             r
         )));
     }
-    if qa.lang != "en" && qa.lang != "zh-CN" {
+    if !lang_ok(&qa.lang) {
         return Err(ApiError::bad_request(format!(
             "lang must be en or zh-CN, got {:?}",
             qa.lang
@@ -751,14 +748,10 @@ pub fn import_csv(text: &str) -> Result<Vec<SiteQa>, ApiError> {
         }
         qa.lang = match lang {
             Some((l, _)) => l,
-            None => {
-                let han = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
-                if han(&qa.questions[0]) || han(&qa.answer) {
-                    "zh-CN".into()
-                } else {
-                    "en".into()
-                }
-            }
+            None => match crate::bot::text::detect(&qa.questions[0]) {
+                "en" => crate::bot::text::detect(&qa.answer).to_owned(),
+                zh => zh.to_owned(),
+            },
         };
         match check_qa(&mut qa) {
             Ok(()) => out.push(qa),

@@ -440,34 +440,27 @@ impl SqliteStorage {
         mut qa: SiteQa,
         now: i64,
     ) -> Result<SiteQa> {
-        if qa.id.is_empty() {
+        // One parameter order for both statements: ?1 id, ?2 site, then the pair's fields.
+        let sql = if qa.id.is_empty() {
             qa.id = new_id();
-            sqlx::query("INSERT INTO qa_pairs (id, site_id, lang, questions, answer, quick_replies, handoff, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(&qa.id)
-                .bind(site_id)
-                .bind(&qa.lang)
-                .bind(json(&qa.questions))
-                .bind(&qa.answer)
-                .bind(json(&qa.quick_replies))
-                .bind(qa.handoff as i64)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
+            "INSERT INTO qa_pairs (id, site_id, lang, questions, answer, quick_replies, handoff, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
         } else {
-            let done = sqlx::query("UPDATE qa_pairs SET lang = ?, questions = ?, answer = ?, quick_replies = ?, handoff = ?, updated_at = ? WHERE id = ? AND site_id = ?")
-                .bind(&qa.lang)
-                .bind(json(&qa.questions))
-                .bind(&qa.answer)
-                .bind(json(&qa.quick_replies))
-                .bind(qa.handoff as i64)
-                .bind(now)
-                .bind(&qa.id)
-                .bind(site_id)
-                .execute(&mut *conn)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StorageError::NotFound);
-            }
+            "UPDATE qa_pairs SET lang = ?3, questions = ?4, answer = ?5, quick_replies = ?6, handoff = ?7, updated_at = ?8 WHERE id = ?1 AND site_id = ?2"
+        };
+        let done = sqlx::query(sql)
+            .bind(&qa.id)
+            .bind(site_id)
+            .bind(&qa.lang)
+            .bind(json(&qa.questions))
+            .bind(&qa.answer)
+            .bind(json(&qa.quick_replies))
+            .bind(qa.handoff as i64)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            // Only an update can change nothing: the site has no pair of that id.
+            return Err(StorageError::NotFound);
         }
         Ok(qa)
     }
