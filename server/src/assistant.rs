@@ -75,6 +75,15 @@ impl Default for BotConfig {
 }
 
 impl BotConfig {
+    /// The built-in packs it searches, as the shared indexes are keyed: sorted, each once
+    /// (empty for all).
+    pub fn selection(&self) -> Vec<String> {
+        let mut packs = self.packs.clone();
+        packs.sort();
+        packs.dedup();
+        packs
+    }
+
     pub fn parse(json: &str) -> BotConfig {
         serde_json::from_str(json).unwrap_or_default()
     }
@@ -436,6 +445,16 @@ impl Assistant {
             .ok_or_else(|| anyhow::anyhow!("no site {site_id}"))?;
         let config = BotConfig::parse(&site.bot);
         let own = storage.qa_list(site_id).await?;
+        // The engine kept from before the edit helps only if it searches the same packs;
+        // otherwise it goes now, not after the new index is built beside it.
+        let same_packs = self
+            .retired
+            .lock()
+            .get(site_id)
+            .is_some_and(|old| old.config.selection() == config.selection());
+        if !same_packs {
+            self.retire(site_id);
+        }
         let this = self.clone();
         let built = match tokio::task::spawn_blocking(move || this.build(config, own)).await {
             Ok(Ok(bot)) => Built::Ready(Arc::new(bot)),
@@ -472,9 +491,7 @@ impl Assistant {
         self.builds.fetch_add(1, Ordering::SeqCst);
         // Before indexing anything: a configuration stored before it was checked on saving.
         config.check_engine().map_err(anyhow::Error::msg)?;
-        let mut selection = config.packs.clone();
-        selection.sort();
-        selection.dedup();
+        let selection = config.selection();
         // Held while indexing: two sites with one selection wait for one index.
         let mut indexes = self.shared.lock();
         indexes.retain(|_, index| index.strong_count() > 0);
@@ -639,6 +656,18 @@ pub fn handoff_note(lang: &str, online: bool) -> &'static str {
 mod tests {
     use super::*;
 
+    /// A site's own pair about gift wrapping (`id` empty: a new one, when stored).
+    fn gift_wrap(id: &str) -> SiteQa {
+        SiteQa {
+            id: id.into(),
+            lang: "en".into(),
+            questions: vec!["Do you gift wrap?".into(), "can you wrap my present".into()],
+            answer: "Gift wrapping is free.".into(),
+            quick_replies: vec![],
+            handoff: false,
+        }
+    }
+
     #[test]
     fn sites_with_the_same_packs_share_one_index_while_they_use_it() {
         let assistant = Assistant::new(BotSettings::default());
@@ -647,14 +676,7 @@ mod tests {
             packs: vec!["general".into()],
             ..BotConfig::default()
         };
-        let own = SiteQa {
-            id: "gift-wrap".into(),
-            lang: "en".into(),
-            questions: vec!["Do you gift wrap?".into(), "can you wrap my present".into()],
-            answer: "Gift wrapping is free.".into(),
-            quick_replies: vec![],
-            handoff: false,
-        };
+        let own = gift_wrap("gift-wrap");
         let plain = assistant.build(config.clone(), vec![]).unwrap();
         let with_own = assistant.build(config.clone(), vec![own]).unwrap();
         assert_eq!(assistant.live_indexes(), 1);
@@ -832,15 +854,10 @@ mod tests {
         assert!(!before.starts_with(SITE_PACK), "{before}");
         drop(bot);
         // The only site using the index: an edit must not throw it away.
-        let pair = SiteQa {
-            id: String::new(),
-            lang: "en".into(),
-            questions: vec!["Do you gift wrap?".into(), "can you wrap my present".into()],
-            answer: "Gift wrapping is free.".into(),
-            quick_replies: vec![],
-            handoff: false,
-        };
-        let saved = storage.qa_save_all(&site.id, vec![pair]).await.unwrap();
+        let saved = storage
+            .qa_save_all(&site.id, vec![gift_wrap("")])
+            .await
+            .unwrap();
         let intent = format!("{SITE_PACK}.{}", saved[0].id);
         assistant.invalidate(&site.id);
         let bot = assistant.enabled_for(&storage, &site.id).await.unwrap();
