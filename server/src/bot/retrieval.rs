@@ -184,10 +184,11 @@ struct LangIndex {
     family: Family,
     /// Indexed like `RetrievalEngine::packs`.
     synonyms: Vec<Synonyms>,
-    /// Question variants: their pair (local index) and pack.
-    variant_pair: Vec<u32>,
-    variant_pack: Vec<u32>,
+    /// The question variants.
     variants: Bm25,
+    /// Each pair's variants are numbered together: local pair `i` has variants
+    /// `pair_variants[i]..pair_variants[i + 1]`.
+    pair_variants: Vec<u32>,
     /// Local pair index → global pair index; topic documents are per local pair.
     pairs: Vec<usize>,
     pair_pack: Vec<u32>,
@@ -201,6 +202,29 @@ struct LangIndex {
 /// The idf of an n-gram found in `df` of `n` question variants.
 fn ngram_idf(n: usize, df: u32) -> f32 {
     ((n as f32 + 1.0) / (df as f32 + 1.0)).ln() + 1.0
+}
+
+/// Per-variant sums of one search, kept per thread so that each search does not allocate
+/// (and fault in) two arrays as long as a language's variants.
+#[derive(Default)]
+struct Scratch {
+    var_bm25: Vec<f32>,
+    var_ngram: Vec<f32>,
+}
+
+impl Scratch {
+    /// The two arrays, `variants` long and all zero.
+    fn zeroed(&mut self, variants: usize) -> (&mut [f32], &mut [f32]) {
+        for v in [&mut self.var_bm25, &mut self.var_ngram] {
+            v.clear();
+            v.resize(variants, 0.0);
+        }
+        (&mut self.var_bm25, &mut self.var_ngram)
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 /// Most trailing clauses of one message scored on their own (each costs two searches).
@@ -238,11 +262,19 @@ impl Search {
     /// The `k` best of `hits` (found in `lang`), and the confidence of the first from its score
     /// and its margin over the second.
     fn ranked(lang: String, mut hits: Vec<Hit>, tune: &Tuning, k: usize) -> Search {
-        hits.sort_by(|a, b| {
+        // Best first, equals by pair: a total order (a pair is hit once), so only the few kept
+        // need sorting, and the outcome is the same as sorting all.
+        let order = |a: &Hit, b: &Hit| {
             b.score
                 .total_cmp(&a.score)
                 .then_with(|| a.pair.cmp(&b.pair))
-        });
+        };
+        let keep = k.max(2);
+        if hits.len() > keep {
+            hits.select_nth_unstable_by(keep, order);
+            hits.truncate(keep);
+        }
+        hits.sort_by(order);
         let family = Family::of(&lang);
         let confidence = match hits.as_slice() {
             [] => 0.0,
@@ -318,7 +350,6 @@ fn id_words(id: &str) -> String {
 #[derive(Default)]
 struct Collect {
     variants: Vec<(usize, Vec<String>)>,
-    variant_pair: Vec<u32>,
     /// Each variant's character n-grams, as (n-gram number, count) sorted by number; the
     /// numbers are `gram_numbers`' values. Numbering them as they are read keeps one copy of each
     /// n-gram instead of one per occurrence (most of a corpus's memory while it is indexed).
@@ -380,12 +411,10 @@ fn collect_language(
         };
         for pair in part.pairs {
             let qa = &pairs[pair].qa;
-            let local = c.pairs.len() as u32;
             let first = c.variants.len();
             for q in &qa.questions {
                 let clean = entities::strip(q);
                 c.variants.push((pi, terms_of(&clean)));
-                c.variant_pair.push(local);
                 let grams = c.number_grams(family, &clean);
                 c.grams.push(grams);
                 c.questions.push(clean.into_owned());
@@ -429,9 +458,13 @@ fn index_language(
         lang,
         family,
         synonyms,
-        variant_pack: c.variants.iter().map(|(p, _)| *p as u32).collect(),
         variants: Bm25::build(npacks, &c.variants),
-        variant_pair: c.variant_pair,
+        pair_variants: c
+            .topics
+            .iter()
+            .map(|(_, variants, _)| variants.start as u32)
+            .chain(std::iter::once(c.variants.len() as u32))
+            .collect(),
         pair_pack: c.topics.iter().map(|(p, ..)| *p as u32).collect(),
         topics,
         pairs: c.pairs,
@@ -644,91 +677,86 @@ impl RetrievalEngine {
         let tune = &self.tuning;
         let family = index.family;
         let base = text::tokenize(family, message);
-        let nvar = index.variant_pair.len();
+        let nvar = index.variants.lens.len();
         let npairs = index.pairs.len();
-        let mut var_bm25 = vec![0f32; nvar];
-        let mut var_ngram = vec![0f32; nvar];
         let mut topic = vec![0f32; npairs];
         let mut coverage = vec![0f32; npairs];
+        SCRATCH.with_borrow_mut(|scratch| {
+            let (var_bm25, var_ngram) = scratch.zeroed(nvar);
 
-        // Words, per pack (each folds its own synonyms).
-        for (pi, synonyms) in index.synonyms.iter().enumerate() {
-            if !active[pi] {
-                continue;
+            // Words, per pack (each folds its own synonyms).
+            for (pi, synonyms) in index.synonyms.iter().enumerate() {
+                if !active[pi] {
+                    continue;
+                }
+                let terms: Vec<String> = if synonyms.is_empty() {
+                    base.iter()
+                        .filter(|t| !t.stop)
+                        .map(|t| t.text.clone())
+                        .collect()
+                } else {
+                    synonyms.terms(family, message, &base)
+                };
+                if terms.is_empty() {
+                    continue;
+                }
+                index.variants.score_into(tune, pi, &terms, var_bm25, None);
+                index
+                    .topics
+                    .score_into(tune, pi, &terms, &mut topic, Some(&mut coverage));
             }
-            let terms: Vec<String> = if synonyms.is_empty() {
-                base.iter()
-                    .filter(|t| !t.stop)
-                    .map(|t| t.text.clone())
-                    .collect()
-            } else {
-                synonyms.terms(family, message, &base)
-            };
-            if terms.is_empty() {
-                continue;
-            }
-            index
-                .variants
-                .score_into(tune, pi, &terms, &mut var_bm25, None);
-            index
-                .topics
-                .score_into(tune, pi, &terms, &mut topic, Some(&mut coverage));
-        }
 
-        // Character n-grams: cosine against every variant sharing one.
-        let grams = text::char_ngrams(family, message);
-        let q: Vec<(Option<&Postings>, f32)> = tf_counts(&grams)
-            .into_iter()
-            .map(|(g, n)| {
-                let list = index.ngrams.get(g);
-                let idf = ngram_idf(nvar, list.map_or(0, |l| l.len() as u32));
-                (list, (1.0 + (n as f32).ln()) * idf)
-            })
-            .collect();
-        let qnorm = q.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
-        if qnorm > 0.0 {
-            for &(list, w) in &q {
-                let w = w / qnorm;
-                for &(d, dw) in list.into_iter().flatten() {
-                    var_ngram[d as usize] += w * dw;
+            // Character n-grams: cosine against every variant sharing one.
+            let grams = text::char_ngrams(family, message);
+            let q: Vec<(Option<&Postings>, f32)> = tf_counts(&grams)
+                .into_iter()
+                .map(|(g, n)| {
+                    let list = index.ngrams.get(g);
+                    let idf = ngram_idf(nvar, list.map_or(0, |l| l.len() as u32));
+                    (list, (1.0 + (n as f32).ln()) * idf)
+                })
+                .collect();
+            let qnorm = q.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+            if qnorm > 0.0 {
+                for &(list, w) in &q {
+                    let w = w / qnorm;
+                    for &(d, dw) in list.into_iter().flatten() {
+                        var_ngram[d as usize] += w * dw;
+                    }
                 }
             }
-        }
 
-        // A pair scores as its best variant, plus its topic.
-        let mut best_var = vec![(0f32, 0f32, 0f32); npairs];
-        for d in 0..nvar {
-            if !active[index.variant_pack[d] as usize] {
-                continue;
+            // A pair scores as its best variant (the first of equals), plus its topic.
+            let mut hits: Vec<Hit> = Vec::new();
+            for local in 0..npairs {
+                if !active[index.pair_pack[local] as usize] {
+                    continue;
+                }
+                let variants =
+                    index.pair_variants[local] as usize..index.pair_variants[local + 1] as usize;
+                let (mut v, mut b, mut g) = (0f32, 0f32, 0f32);
+                for (&vb, &vg) in var_bm25[variants.clone()].iter().zip(&var_ngram[variants]) {
+                    let (vb, vg) = (vb.min(1.0), vg.min(1.0));
+                    let s = tune.variant_bm25 * vb + (1.0 - tune.variant_bm25) * vg;
+                    if s > v {
+                        (v, b, g) = (s, vb, vg);
+                    }
+                }
+                let t = topic[local].min(1.0);
+                let score = tune.w_variant * v + tune.w_topic * t;
+                if score > 0.0 {
+                    hits.push(Hit {
+                        pair: index.pairs[local],
+                        score,
+                        bm25: b,
+                        ngram: g,
+                        topic: t,
+                        coverage: coverage[local].min(1.0),
+                    });
+                }
             }
-            let b = var_bm25[d].min(1.0);
-            let g = var_ngram[d].min(1.0);
-            let s = tune.variant_bm25 * b + (1.0 - tune.variant_bm25) * g;
-            let e = &mut best_var[index.variant_pair[d] as usize];
-            if s > e.0 {
-                *e = (s, b, g);
-            }
-        }
-        let mut hits: Vec<Hit> = Vec::new();
-        for local in 0..npairs {
-            if !active[index.pair_pack[local] as usize] {
-                continue;
-            }
-            let (v, b, g) = best_var[local];
-            let t = topic[local].min(1.0);
-            let score = tune.w_variant * v + tune.w_topic * t;
-            if score > 0.0 {
-                hits.push(Hit {
-                    pair: index.pairs[local],
-                    score,
-                    bm25: b,
-                    ngram: g,
-                    topic: t,
-                    coverage: coverage[local].min(1.0),
-                });
-            }
-        }
-        Search::ranked(index.lang.clone(), hits, tune, k)
+            Search::ranked(index.lang.clone(), hits, tune, k)
+        })
     }
 
     /// The `k` best pairs for `message` among the packs in `packs` (all when empty). The
