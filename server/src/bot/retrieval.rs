@@ -1017,6 +1017,40 @@ mod tests {
     }
 
     #[test]
+    fn ranking_keeps_the_best_in_order_and_breaks_ties_by_pair() {
+        use rand::seq::SliceRandom;
+        let hit = |pair: usize, score: f32| Hit {
+            pair,
+            score,
+            bm25: 0.0,
+            ngram: 0.0,
+            topic: 0.0,
+            coverage: 1.0,
+        };
+        // Many pairs, few distinct scores: ties at the cut decide who is kept.
+        let hits: Vec<Hit> = (0..500)
+            .map(|i| hit(i, ((i * 7919) % 13) as f32 / 13.0))
+            .collect();
+        let mut everything = hits.clone();
+        everything.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.pair.cmp(&b.pair)));
+        let tune = Tuning::default();
+        let mut rng = rand::thread_rng();
+        for k in [1, 2, 3, 10] {
+            let mut shuffled = hits.clone();
+            shuffled.shuffle(&mut rng);
+            let s = Search::ranked("en".into(), shuffled, &tune, k);
+            let got: Vec<(usize, f32)> = s.hits.iter().map(|h| (h.pair, h.score)).collect();
+            let want: Vec<(usize, f32)> =
+                everything[..k].iter().map(|h| (h.pair, h.score)).collect();
+            assert_eq!(got, want, "k = {k}");
+            // The confidence weighs the first against the second, even when only one is kept.
+            let (one, two) = (&everything[0], &everything[1]);
+            let expect = tune.confidence(Family::En, one.score, one.score - two.score, 1.0);
+            assert_eq!(s.confidence, expect, "k = {k}");
+        }
+    }
+
+    #[test]
     fn a_paraphrase_ranks_its_pair_first() {
         let e = engine();
         assert_eq!(
