@@ -195,11 +195,21 @@ fn kept_secret(
     }
 }
 
+/// A shared index of built-in packs held for a site across an edit (see `Assistant::retired`).
+struct Kept {
+    /// As [`BotConfig::selection`] gives them.
+    packs: Vec<String>,
+    _index: Arc<RetrievalEngine>,
+}
+
 /// A site's bot, ready to answer.
 pub struct SiteBot {
     pub config: BotConfig,
     pub engine: Arc<dyn BotEngine>,
     pub handoff: HandoffWords,
+    /// The index of built-in packs it searches (shared by the sites of one selection), if its
+    /// engine searches them: a webhook engine does not, and the index is gone.
+    builtin_index: Weak<RetrievalEngine>,
 }
 
 impl SiteBot {
@@ -308,10 +318,11 @@ pub struct Assistant {
     /// with the last site that uses it.
     shared: Mutex<HashMap<Vec<String>, Weak<RetrievalEngine>>>,
     sites: RwLock<HashMap<String, Built>>,
-    /// A site's engine from before its last `invalidate`, held until its next one is built so
-    /// that editing a pair re-indexes the site's own pairs, not the built-in packs it shares
-    /// (about a second and 250 MB at the peak) when no other site holds them.
-    retired: Mutex<HashMap<String, Arc<SiteBot>>>,
+    /// The shared index a site's engine searched before its last
+    /// `invalidate`, held until the site's next engine is built, so that editing a pair
+    /// re-indexes the site's own pairs, not the built-in packs (about a second and 250 MB at
+    /// the peak) when no other site holds them.
+    retired: Mutex<HashMap<String, Kept>>,
     /// Bumped by every `invalidate`: a build that started before keeps its result to itself
     /// instead of caching what an older configuration gave.
     generation: AtomicU64,
@@ -365,13 +376,19 @@ impl Assistant {
         let old = sites.remove(site_id);
         drop(sites);
         self.off.write().remove(site_id);
-        if let Some(Built::Ready(bot)) = old {
-            let older = self.retired.lock().insert(site_id.to_owned(), bot);
+        if let Some(Built::Ready(bot)) = old
+            && let Some(index) = bot.builtin_index.upgrade()
+        {
+            let kept = Kept {
+                packs: bot.config.selection(),
+                _index: index,
+            };
+            let older = self.retired.lock().insert(site_id.to_owned(), kept);
             drop(older);
         }
     }
 
-    /// Lets go of the engine `invalidate` kept for `site_id` (its successor is built, or the
+    /// Lets go of the index `invalidate` kept for `site_id` (its successor is built, or the
     /// bot is off); dropped outside the lock.
     fn retire(&self, site_id: &str) {
         let old = self.retired.lock().remove(site_id);
@@ -445,13 +462,13 @@ impl Assistant {
             .ok_or_else(|| anyhow::anyhow!("no site {site_id}"))?;
         let config = BotConfig::parse(&site.bot);
         let own = storage.qa_list(site_id).await?;
-        // The engine kept from before the edit helps only if it searches the same packs;
+        // The index kept from before the edit helps only if it holds the same packs;
         // otherwise it goes now, not after the new index is built beside it.
         let same_packs = self
             .retired
             .lock()
             .get(site_id)
-            .is_some_and(|old| old.config.selection() == config.selection());
+            .is_some_and(|kept| kept.packs == config.selection());
         if !same_packs {
             self.retire(site_id);
         }
@@ -518,6 +535,7 @@ impl Assistant {
             vec![site_pack(own)]
         };
         let handoff = HandoffWords::new(&config.handoff_words);
+        let builtin_index = Arc::downgrade(&shared);
         let retrieval = Arc::new(RetrievalEngine::layered(shared, own, handoff.clone()));
         let engine: Arc<dyn BotEngine> = match config.engine.as_str() {
             "webhook" => Arc::new(bot::webhook::WebhookEngine::new(
@@ -543,6 +561,7 @@ impl Assistant {
             config,
             engine,
             handoff,
+            builtin_index,
         })
     }
 

@@ -674,6 +674,18 @@ impl RetrievalEngine {
 
     /// [`RetrievalEngine::search_lang`] for `message` exactly as given.
     fn search_text(&self, index: &LangIndex, active: &[bool], message: &str, k: usize) -> Search {
+        SCRATCH.with_borrow_mut(|scratch| self.search_text_in(scratch, index, active, message, k))
+    }
+
+    /// [`RetrievalEngine::search_text`] with the thread's buffers.
+    fn search_text_in(
+        &self,
+        scratch: &mut Scratch,
+        index: &LangIndex,
+        active: &[bool],
+        message: &str,
+        k: usize,
+    ) -> Search {
         let tune = &self.tuning;
         let family = index.family;
         let base = text::tokenize(family, message);
@@ -681,82 +693,80 @@ impl RetrievalEngine {
         let npairs = index.pairs.len();
         let mut topic = vec![0f32; npairs];
         let mut coverage = vec![0f32; npairs];
-        SCRATCH.with_borrow_mut(|scratch| {
-            let (var_bm25, var_ngram) = scratch.zeroed(nvar);
+        let (var_bm25, var_ngram) = scratch.zeroed(nvar);
 
-            // Words, per pack (each folds its own synonyms).
-            for (pi, synonyms) in index.synonyms.iter().enumerate() {
-                if !active[pi] {
-                    continue;
-                }
-                let terms: Vec<String> = if synonyms.is_empty() {
-                    base.iter()
-                        .filter(|t| !t.stop)
-                        .map(|t| t.text.clone())
-                        .collect()
-                } else {
-                    synonyms.terms(family, message, &base)
-                };
-                if terms.is_empty() {
-                    continue;
-                }
-                index.variants.score_into(tune, pi, &terms, var_bm25, None);
-                index
-                    .topics
-                    .score_into(tune, pi, &terms, &mut topic, Some(&mut coverage));
+        // Words, per pack (each folds its own synonyms).
+        for (pi, synonyms) in index.synonyms.iter().enumerate() {
+            if !active[pi] {
+                continue;
             }
+            let terms: Vec<String> = if synonyms.is_empty() {
+                base.iter()
+                    .filter(|t| !t.stop)
+                    .map(|t| t.text.clone())
+                    .collect()
+            } else {
+                synonyms.terms(family, message, &base)
+            };
+            if terms.is_empty() {
+                continue;
+            }
+            index.variants.score_into(tune, pi, &terms, var_bm25, None);
+            index
+                .topics
+                .score_into(tune, pi, &terms, &mut topic, Some(&mut coverage));
+        }
 
-            // Character n-grams: cosine against every variant sharing one.
-            let grams = text::char_ngrams(family, message);
-            let q: Vec<(Option<&Postings>, f32)> = tf_counts(&grams)
-                .into_iter()
-                .map(|(g, n)| {
-                    let list = index.ngrams.get(g);
-                    let idf = ngram_idf(nvar, list.map_or(0, |l| l.len() as u32));
-                    (list, (1.0 + (n as f32).ln()) * idf)
-                })
-                .collect();
-            let qnorm = q.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
-            if qnorm > 0.0 {
-                for &(list, w) in &q {
-                    let w = w / qnorm;
-                    for &(d, dw) in list.into_iter().flatten() {
-                        var_ngram[d as usize] += w * dw;
-                    }
+        // Character n-grams: cosine against every variant sharing one.
+        let grams = text::char_ngrams(family, message);
+        let q: Vec<(Option<&Postings>, f32)> = tf_counts(&grams)
+            .into_iter()
+            .map(|(g, n)| {
+                let list = index.ngrams.get(g);
+                let idf = ngram_idf(nvar, list.map_or(0, |l| l.len() as u32));
+                (list, (1.0 + (n as f32).ln()) * idf)
+            })
+            .collect();
+        let qnorm = q.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+        if qnorm > 0.0 {
+            for &(list, w) in &q {
+                let w = w / qnorm;
+                for &(d, dw) in list.into_iter().flatten() {
+                    var_ngram[d as usize] += w * dw;
                 }
             }
+        }
 
-            // A pair scores as its best variant (the first of equals), plus its topic.
-            let mut hits: Vec<Hit> = Vec::new();
-            for local in 0..npairs {
-                if !active[index.pair_pack[local] as usize] {
-                    continue;
-                }
-                let variants =
-                    index.pair_variants[local] as usize..index.pair_variants[local + 1] as usize;
-                let (mut v, mut b, mut g) = (0f32, 0f32, 0f32);
-                for (&vb, &vg) in var_bm25[variants.clone()].iter().zip(&var_ngram[variants]) {
-                    let (vb, vg) = (vb.min(1.0), vg.min(1.0));
-                    let s = tune.variant_bm25 * vb + (1.0 - tune.variant_bm25) * vg;
-                    if s > v {
-                        (v, b, g) = (s, vb, vg);
-                    }
-                }
-                let t = topic[local].min(1.0);
-                let score = tune.w_variant * v + tune.w_topic * t;
-                if score > 0.0 {
-                    hits.push(Hit {
-                        pair: index.pairs[local],
-                        score,
-                        bm25: b,
-                        ngram: g,
-                        topic: t,
-                        coverage: coverage[local].min(1.0),
-                    });
+        // A pair scores as its best variant (the first of equals), plus its topic.
+        let mut hits: Vec<Hit> = Vec::new();
+        for local in 0..npairs {
+            if !active[index.pair_pack[local] as usize] {
+                continue;
+            }
+            let variants =
+                index.pair_variants[local] as usize..index.pair_variants[local + 1] as usize;
+            let (mut v, mut b, mut g) = (0f32, 0f32, 0f32);
+            for (&vb, &vg) in var_bm25[variants.clone()].iter().zip(&var_ngram[variants]) {
+                let (vb, vg) = (vb.min(1.0), vg.min(1.0));
+                let s = tune.variant_bm25 * vb + (1.0 - tune.variant_bm25) * vg;
+                if s > v {
+                    (v, b, g) = (s, vb, vg);
                 }
             }
-            Search::ranked(index.lang.clone(), hits, tune, k)
-        })
+            let t = topic[local].min(1.0);
+            let score = tune.w_variant * v + tune.w_topic * t;
+            if score > 0.0 {
+                hits.push(Hit {
+                    pair: index.pairs[local],
+                    score,
+                    bm25: b,
+                    ngram: g,
+                    topic: t,
+                    coverage: coverage[local].min(1.0),
+                });
+            }
+        }
+        Search::ranked(index.lang.clone(), hits, tune, k)
     }
 
     /// The `k` best pairs for `message` among the packs in `packs` (all when empty). The
