@@ -54,6 +54,11 @@ pub struct StorageSettings {
     /// 10,000 msg/s from 33-35 to 18-25 ms, but past capacity on a grown database delivered
     /// about 7 % less; 200 stays the default, 50 suits a server that runs well below capacity.
     pub checkpoint_interval_ms: u64,
+    /// SQLite: wrap its default page cache so that a commit does not scan the writer's whole
+    /// cache for pages to drop when there are none (the `sqlite-pcache` crate says why;
+    /// docs/BENCHMARKS.md has the figures). `false` leaves SQLite's cache exactly as it is.
+    /// Read by the first database opened in the process.
+    pub sqlite_lean_truncate: bool,
 }
 
 impl std::fmt::Debug for StorageSettings {
@@ -65,6 +70,7 @@ impl std::fmt::Debug for StorageSettings {
             .field("commit_delay_us", &self.commit_delay_us)
             .field("sqlite_cache_mib", &self.sqlite_cache_mib)
             .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
+            .field("sqlite_lean_truncate", &self.sqlite_lean_truncate)
             .finish()
     }
 }
@@ -163,6 +169,7 @@ impl Default for StorageSettings {
             commit_delay_us: 1000,
             sqlite_cache_mib: 32,
             checkpoint_interval_ms: 200,
+            sqlite_lean_truncate: true,
         }
     }
 }

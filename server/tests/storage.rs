@@ -181,6 +181,8 @@ async fn database_as_of(db: &std::path::Path, migrations: &[&str]) -> sqlx::Sqli
     for f in migrations {
         std::fs::copy(all.join(f), old.path().join(f)).unwrap();
     }
+    // As the server does before SQLite's first connection (other tests run beside this one).
+    sqlite_pcache::install().unwrap();
     let pool = sqlx::SqlitePool::connect_with(
         sqlx::sqlite::SqliteConnectOptions::new()
             .filename(db)

@@ -46,6 +46,12 @@ const SITE_COLS: &str = "id, site_key, secret, name, allowed_origins, bot";
 
 impl SqliteStorage {
     pub async fn open(settings: &crate::config::StorageSettings) -> anyhow::Result<Self> {
+        // Before SQLite's first connection in the process (the crate says why).
+        if settings.sqlite_lean_truncate
+            && let Err(e) = sqlite_pcache::install()
+        {
+            tracing::warn!("{e}; SQLite keeps its default page cache");
+        }
         let url = settings.url.as_str();
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| anyhow::anyhow!("storage.url {url}: {e}"))?;
