@@ -508,6 +508,24 @@ impl Assistant {
         self.builds.fetch_add(1, Ordering::SeqCst);
         // Before indexing anything: a configuration stored before it was checked on saving.
         config.check_engine().map_err(anyhow::Error::msg)?;
+        let handoff = HandoffWords::new(&config.handoff_words);
+        if config.engine == "webhook" {
+            // The webhook answers from its own knowledge: nothing here to index or search.
+            let engine = Arc::new(bot::webhook::WebhookEngine::new(
+                &WebhookSettings {
+                    url: config.webhook.url.clone(),
+                    secret: Secret::new(config.webhook.secret.clone()),
+                    ..self.defaults.webhook.clone()
+                },
+                handoff.clone(),
+            )?);
+            return Ok(SiteBot {
+                config,
+                engine,
+                handoff,
+                builtin_index: Weak::new(),
+            });
+        }
         let selection = config.selection();
         // Held while indexing: two sites with one selection wait for one index.
         let mut indexes = self.shared.lock();
@@ -534,18 +552,9 @@ impl Assistant {
         } else {
             vec![site_pack(own)]
         };
-        let handoff = HandoffWords::new(&config.handoff_words);
         let builtin_index = Arc::downgrade(&shared);
         let retrieval = Arc::new(RetrievalEngine::layered(shared, own, handoff.clone()));
         let engine: Arc<dyn BotEngine> = match config.engine.as_str() {
-            "webhook" => Arc::new(bot::webhook::WebhookEngine::new(
-                &WebhookSettings {
-                    url: config.webhook.url.clone(),
-                    secret: Secret::new(config.webhook.secret.clone()),
-                    ..self.defaults.webhook.clone()
-                },
-                handoff.clone(),
-            )?),
             "llm" => Arc::new(bot::llm::LlmEngine::new(
                 &LlmSettings {
                     base_url: config.llm.base_url.clone(),
@@ -850,6 +859,35 @@ mod tests {
         assert!(assistant.enabled_for(&storage, &site.id).await.is_some());
         assert!(assistant.enabled_for(&storage, &site.id).await.is_some());
         assert_eq!(assistant.builds.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_webhook_site_indexes_no_packs() {
+        let (_dir, storage, site) = shop().await;
+        let config = BotConfig {
+            enabled: true,
+            engine: "webhook".into(),
+            webhook: WebhookConfig {
+                url: "http://127.0.0.1:9/bot".into(),
+                secret: "s3cret".into(),
+            },
+            ..BotConfig::default()
+        };
+        let json = serde_json::to_string(&config).unwrap();
+        storage.set_site_bot(&site.id, &json).await.unwrap();
+        storage
+            .qa_save_all(&site.id, vec![gift_wrap("")])
+            .await
+            .unwrap();
+        let assistant = Arc::new(Assistant::new(BotSettings::default()));
+        let bot = assistant.enabled_for(&storage, &site.id).await.unwrap();
+        assert_eq!(assistant.builds.load(Ordering::SeqCst), 1);
+        assert_eq!(assistant.indexed.load(Ordering::SeqCst), 0);
+        assert_eq!(assistant.live_indexes(), 0);
+        // Its hand-over words still work without a search.
+        let ctx = bot.context(None);
+        let intent = bot.engine.understand(&ctx, "转人工").await;
+        assert_eq!(intent.name, Intent::HANDOFF);
     }
 
     #[tokio::test]
