@@ -56,8 +56,8 @@ pub struct StorageSettings {
     pub checkpoint_interval_ms: u64,
     /// SQLite: wrap its default page cache so that a commit does not scan the writer's whole
     /// cache for pages to drop when there are none (the `sqlite-pcache` crate says why;
-    /// docs/BENCHMARKS.md has the figures). `false` leaves SQLite's cache exactly as it is.
-    /// Read by the first database opened in the process.
+    /// docs/BENCHMARKS.md has the figures). `false` passes every truncate on, as SQLite's own
+    /// cache does. One switch for the whole process: the last database opened sets it.
     pub sqlite_lean_truncate: bool,
 }
 

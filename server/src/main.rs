@@ -16,6 +16,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
+    // First, while no thread uses SQLite (its contract); a failure is logged when the
+    // database opens.
+    let _ = sqlite_pcache::install();
     if let Err(e) = run().await {
         eprintln!("kefu: {e:#}");
         std::process::exit(1);

@@ -46,12 +46,12 @@ const SITE_COLS: &str = "id, site_key, secret, name, allowed_origins, bot";
 
 impl SqliteStorage {
     pub async fn open(settings: &crate::config::StorageSettings) -> anyhow::Result<Self> {
-        // Before SQLite's first connection in the process (the crate says why).
-        if settings.sqlite_lean_truncate
-            && let Err(e) = sqlite_pcache::install()
-        {
+        // Before SQLite's first connection in the process (the crate says why); the binary
+        // installed it first thing in `main`, and this returns that result.
+        if let Err(e) = sqlite_pcache::install() {
             tracing::warn!("{e}; SQLite keeps its default page cache");
         }
+        sqlite_pcache::set_lean(settings.sqlite_lean_truncate);
         let url = settings.url.as_str();
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| anyhow::anyhow!("storage.url {url}: {e}"))?;
