@@ -207,8 +207,8 @@ pub struct SiteBot {
     pub config: BotConfig,
     pub engine: Arc<dyn BotEngine>,
     pub handoff: HandoffWords,
-    /// The index of built-in packs it searches (shared by the sites of one selection), if its
-    /// engine searches them: a webhook engine does not, and the index is gone.
+    /// The index of built-in packs it searches (shared by the sites of one selection); empty
+    /// for a webhook engine, which searches none (`build` makes it no index).
     builtin_index: Weak<RetrievalEngine>,
 }
 

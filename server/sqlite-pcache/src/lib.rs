@@ -87,15 +87,15 @@ pub fn set_lean(on: bool) {
 static LEAN: AtomicBool = AtomicBool::new(true);
 
 /// The default cache's methods, which every call is passed on to.
-struct Default(ffi::sqlite3_pcache_methods2);
+struct DefaultMethods(ffi::sqlite3_pcache_methods2);
 
 // SAFETY: function pointers and SQLite's own argument pointer, written once before any use and
 // only read afterwards; SQLite calls them from any thread.
-unsafe impl Send for Default {}
+unsafe impl Send for DefaultMethods {}
 // SAFETY: as above.
-unsafe impl Sync for Default {}
+unsafe impl Sync for DefaultMethods {}
 
-static DEFAULT: OnceLock<Default> = OnceLock::new();
+static DEFAULT: OnceLock<DefaultMethods> = OnceLock::new();
 
 fn default() -> &'static ffi::sqlite3_pcache_methods2 {
     // Set before this module's methods are handed to SQLite, so always there when they run.
@@ -125,7 +125,7 @@ unsafe fn install_now() -> Result<(), c_int> {
         && methods.xTruncate.is_some()
         && methods.xDestroy.is_some()
         && methods.xShrink.is_some();
-    if !complete || DEFAULT.set(Default(methods)).is_err() {
+    if !complete || DEFAULT.set(DefaultMethods(methods)).is_err() {
         return Err(ffi::SQLITE_MISUSE);
     }
     let ours = ffi::sqlite3_pcache_methods2 {
