@@ -205,22 +205,45 @@ fn ngram_idf(n: usize, df: u32) -> f32 {
 }
 
 /// Per-variant sums of one search, kept per thread so that each search does not allocate
-/// (and fault in) two arrays as long as a language's variants.
+/// (and fault in) arrays as long as a language's variants.
 #[derive(Default)]
 struct Scratch {
     var_bm25: Vec<f32>,
     var_ngram: Vec<f32>,
+    /// Each variant's blend of the two, written whole by each search.
+    var_score: Vec<f32>,
 }
 
 impl Scratch {
-    /// The two arrays, `variants` long and all zero.
-    fn zeroed(&mut self, variants: usize) -> (&mut [f32], &mut [f32]) {
+    /// The three arrays, `variants` long, the first two all zero.
+    fn zeroed(&mut self, variants: usize) -> (&mut [f32], &mut [f32], &mut [f32]) {
         for v in [&mut self.var_bm25, &mut self.var_ngram] {
             v.clear();
             v.resize(variants, 0.0);
         }
-        (&mut self.var_bm25, &mut self.var_ngram)
+        self.var_score.resize(variants, 0.0);
+        (&mut self.var_bm25, &mut self.var_ngram, &mut self.var_score)
     }
+}
+
+/// The largest of `scores` (0 for none; they are never negative), taken in eight lanes so that
+/// it vectorizes; the result is the same as one taken in order.
+fn largest(scores: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut lanes = [0f32; LANES];
+    let mut chunks = scores.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (l, &s) in lanes.iter_mut().zip(chunk) {
+            *l = if s > *l { s } else { *l };
+        }
+    }
+    let mut v = lanes
+        .into_iter()
+        .fold(0f32, |a, b| if b > a { b } else { a });
+    for &s in chunks.remainder() {
+        v = if s > v { s } else { v };
+    }
+    v
 }
 
 thread_local! {
@@ -693,7 +716,7 @@ impl RetrievalEngine {
         let npairs = index.pairs.len();
         let mut topic = vec![0f32; npairs];
         let mut coverage = vec![0f32; npairs];
-        let (var_bm25, var_ngram) = scratch.zeroed(nvar);
+        let (var_bm25, var_ngram, var_score) = scratch.zeroed(nvar);
 
         // Words, per pack (each folds its own synonyms).
         for (pi, synonyms) in index.synonyms.iter().enumerate() {
@@ -731,42 +754,64 @@ impl RetrievalEngine {
         if qnorm > 0.0 {
             for &(list, w) in &q {
                 let w = w / qnorm;
-                for &(d, dw) in list.into_iter().flatten() {
-                    var_ngram[d as usize] += w * dw;
+                if let Some(list) = list {
+                    for &(d, dw) in list {
+                        var_ngram[d as usize] += w * dw;
+                    }
                 }
             }
         }
 
-        // A pair scores as its best variant (the first of equals), plus its topic.
+        // A pair scores as its best variant, plus its topic. Each variant's blend is computed
+        // in one pass over all of them, which vectorizes; each pair then takes the largest of
+        // its own (in lanes, which vectorizes too: the largest of some floats does not depend
+        // on the order they are taken in). Which variant that was (the first of equals, whose
+        // BM25 and n-gram parts a hit reports) is looked up for the few hits kept only.
+        for ((s, &vb), &vg) in var_score.iter_mut().zip(&*var_bm25).zip(&*var_ngram) {
+            *s = tune.variant_bm25 * vb.min(1.0) + (1.0 - tune.variant_bm25) * vg.min(1.0);
+        }
+        let variants_of = |local: usize| {
+            index.pair_variants[local] as usize..index.pair_variants[local + 1] as usize
+        };
         let mut hits: Vec<Hit> = Vec::new();
         for local in 0..npairs {
             if !active[index.pair_pack[local] as usize] {
                 continue;
             }
-            let variants =
-                index.pair_variants[local] as usize..index.pair_variants[local + 1] as usize;
-            let (mut v, mut b, mut g) = (0f32, 0f32, 0f32);
-            for (&vb, &vg) in var_bm25[variants.clone()].iter().zip(&var_ngram[variants]) {
-                let (vb, vg) = (vb.min(1.0), vg.min(1.0));
-                let s = tune.variant_bm25 * vb + (1.0 - tune.variant_bm25) * vg;
-                if s > v {
-                    (v, b, g) = (s, vb, vg);
-                }
-            }
+            let v = largest(&var_score[variants_of(local)]);
             let t = topic[local].min(1.0);
             let score = tune.w_variant * v + tune.w_topic * t;
             if score > 0.0 {
                 hits.push(Hit {
                     pair: index.pairs[local],
                     score,
-                    bm25: b,
-                    ngram: g,
+                    // The best variant's parts, filled in below for the hits kept.
+                    bm25: 0.0,
+                    ngram: 0.0,
                     topic: t,
                     coverage: coverage[local].min(1.0),
                 });
             }
         }
-        Search::ranked(index.lang.clone(), hits, tune, k)
+        let mut found = Search::ranked(index.lang.clone(), hits, tune, k);
+        for hit in &mut found.hits {
+            let local = index
+                .pairs
+                .iter()
+                .position(|&p| p == hit.pair)
+                .expect("a hit is one of this language's pairs");
+            let variants = variants_of(local);
+            let scores = &var_score[variants.clone()];
+            let v = largest(scores);
+            (hit.bm25, hit.ngram) = match scores.iter().position(|&s| s == v) {
+                Some(i) if v > 0.0 => {
+                    let at = variants.start + i;
+                    (var_bm25[at].min(1.0), var_ngram[at].min(1.0))
+                }
+                _ => (0.0, 0.0),
+            };
+        }
+        found
     }
 
     /// The `k` best pairs for `message` among the packs in `packs` (all when empty). The
@@ -942,6 +987,22 @@ impl RetrievalEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_largest_score_is_the_one_taken_in_order() {
+        let in_order = |s: &[f32]| s.iter().fold(0f32, |v, &x| if x > v { x } else { v });
+        assert_eq!(largest(&[]), 0.0);
+        assert_eq!(largest(&[0.0, 0.0]), 0.0);
+        // Lengths around the lanes, the largest in each place: in a lane, in the remainder.
+        for len in [1, 7, 8, 9, 16, 17, 38] {
+            for at in 0..len {
+                let mut s: Vec<f32> = (0..len).map(|i| (i % 5) as f32 * 0.1).collect();
+                s[at] = 0.9;
+                assert_eq!(largest(&s), 0.9, "len {len}, largest at {at}");
+                assert_eq!(largest(&s), in_order(&s));
+            }
+        }
+    }
     use crate::bot::corpus::PackLang;
 
     fn qa(id: &str, questions: &[&str], answer: &str) -> QaPair {
