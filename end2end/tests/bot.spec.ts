@@ -211,6 +211,21 @@ test("an admin tries the bot and adds a QA pair on the bot page", async ({ page 
   await expect(mine.getByTestId("qa-item-answer")).toHaveText(`Yes, <b>${word}</b> ships in 2 days.`);
   await expect(admin.locator("b")).toHaveCount(0);
 
+  // An example of what the shop does not answer: it needs no answer, shows as such in the
+  // list, and the bot declines a question like it.
+  await page.getByTestId("qa-add").click();
+  await page.getByTestId("qa-decline").check();
+  await expect(page.getByTestId("qa-answer")).toBeHidden();
+  await page.getByTestId("qa-questions").fill(`Do you sell ${word} wholesale by the tonne?`);
+  await page.screenshot({ path: `${SHOTS}/console-bot-decline.png` });
+  await page.getByTestId("qa-save").click();
+  await expect(page.getByTestId("qa-form")).toHaveCount(0);
+  const declined = page.getByTestId("qa-item").filter({ hasText: "wholesale" });
+  await expect(declined.getByTestId("qa-declines")).toBeVisible();
+  await expect(mine.getByTestId("qa-declines")).toHaveCount(0);
+  await page.getByTestId("bot-try-input").fill(`can I buy ${word} wholesale by the tonne`);
+  await expect(page.getByTestId("bot-try-intent")).toHaveText("unknown");
+
   // Back to the inbox without a reload.
   await page.getByTestId("inbox-link").click();
   await expect(page).toHaveURL(/\/console$/);

@@ -620,14 +620,22 @@ impl Assistant {
 fn site_pack(own: Vec<SiteQa>) -> Pack {
     let mut by_lang: HashMap<String, Vec<QaPair>> = HashMap::new();
     for qa in own {
+        // The kinds it lists, and those its answer has placeholders for: an admin who writes
+        // `{order_no}` in an answer expects a bare number in the question to fill it.
+        let mut entities = qa.entities;
+        for kind in crate::bot::entities::used_by(&qa.answer) {
+            if !entities.contains(&kind) {
+                entities.push(kind);
+            }
+        }
         by_lang.entry(qa.lang.clone()).or_default().push(QaPair {
             id: format!("{SITE_PACK}.{}", qa.id),
             questions: qa.questions,
             answer: qa.answer,
-            entities: Vec::new(),
+            entities,
             quick_replies: qa.quick_replies,
             handoff: qa.handoff,
-            decline: false,
+            decline: qa.decline,
         });
     }
     Pack {
@@ -693,6 +701,8 @@ mod tests {
             answer: "Gift wrapping is free.".into(),
             quick_replies: vec![],
             handoff: false,
+            decline: false,
+            entities: vec![],
         }
     }
 

@@ -190,6 +190,8 @@ async fn a_storage_failure_midway_stores_nothing() {
         answer: "Fine.".into(),
         quick_replies: Vec::new(),
         handoff: false,
+        decline: false,
+        entities: Vec::new(),
     };
     let r = app
         .storage
@@ -401,31 +403,20 @@ async fn the_import_limit_is_a_setting() {
 }
 
 #[tokio::test]
-async fn a_pack_file_keeps_hand_over_and_quick_replies_and_leaves_out_decline_examples() {
+async fn a_pack_file_keeps_hand_over_quick_replies_decline_examples_and_entities() {
     let app = spawn_app().await;
     let file = pack_file("general", "en");
     let pack: Value = serde_json::from_str(&file).unwrap();
     let qa = pack["qa"].as_array().unwrap();
-    let (declines, answers): (Vec<&Value>, Vec<&Value>) =
-        qa.iter().partition(|p| p["decline"] == true);
-    assert!(!declines.is_empty());
+    assert!(qa.iter().any(|p| p["decline"] == true));
 
     let (status, v) = import(&app, Some("application/json"), file.clone()).await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["imported"], answers.len(), "{v}");
-    assert_eq!(v["skipped"], declines.len(), "{v}");
-    assert!(v["notes"][0].as_str().unwrap().contains("decline"), "{v}");
+    assert_eq!(v["imported"], qa.len(), "{v}");
 
     let own = own_pairs(&app).await;
-    assert_eq!(own.len(), answers.len());
-    for d in &declines {
-        assert!(
-            !own.iter().any(|p| p["questions"] == d["questions"]),
-            "the decline example {} became an answer",
-            d["id"]
-        );
-    }
-    for a in &answers {
+    assert_eq!(own.len(), qa.len());
+    for a in qa {
         let stored = own
             .iter()
             .find(|p| p["questions"] == a["questions"])
@@ -433,12 +424,158 @@ async fn a_pack_file_keeps_hand_over_and_quick_replies_and_leaves_out_decline_ex
         assert_eq!(stored["answer"], a["answer"]);
         assert_eq!(stored["handoff"], a["handoff"].as_bool().unwrap_or(false));
         assert_eq!(
+            stored["decline"].as_bool().unwrap_or(false),
+            a["decline"].as_bool().unwrap_or(false)
+        );
+        assert_eq!(
             stored["quick_replies"],
             a.get("quick_replies").cloned().unwrap_or(json!([]))
         );
     }
     assert!(own.iter().any(|p| p["handoff"] == true));
+    assert!(own.iter().any(|p| p["decline"] == true));
     assert!(own.iter().any(|p| p["quick_replies"] != json!([])));
+
+    // Entities are kept too (the general pack lists none).
+    let app = spawn_app().await;
+    let file = pack_file("ecommerce", "en");
+    let pack: Value = serde_json::from_str(&file).unwrap();
+    let listed = pack["qa"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["entities"].as_array().is_some_and(|e| !e.is_empty()))
+        .expect("an ecommerce pair lists entities")
+        .clone();
+    let (status, v) = import(&app, Some("application/json"), file).await;
+    assert_eq!(status, 200, "{v}");
+    let own = own_pairs(&app).await;
+    let stored = own
+        .iter()
+        .find(|p| p["questions"] == listed["questions"])
+        .unwrap();
+    assert_eq!(stored["entities"], listed["entities"]);
+}
+
+/// What the admin's "try it" box shows for `text`.
+async fn try_it(app: &TestApp, text: &str) -> Value {
+    let r = app
+        .agent_post(&format!("/api/v1/sites/{}/bot/try", app.site_id))
+        .json(&json!({ "text": text }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()
+}
+
+async fn add_pair(app: &TestApp, pair: Value) -> (u16, Value) {
+    let r = app
+        .agent_post(&format!("/api/v1/sites/{}/qa", app.site_id))
+        .json(&pair)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json::<Value>().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_sites_own_decline_example_keeps_the_bot_from_answering_what_it_is_like() {
+    let app = spawn_app().await;
+    // A tea shop: the packs answer this with something about sellers, confidently.
+    let phones = "do you sell iphones";
+    let tried = try_it(&app, phones).await;
+    assert_ne!(tried["intent"], "unknown", "{tried}");
+    assert_eq!(
+        try_it(&app, "do you gift wrap").await["intent"],
+        "ecommerce.gift-wrap"
+    );
+
+    // What the shop does not answer, worded as visitors ask it.
+    let (status, v) = add_pair(
+        &app,
+        json!({"lang": "en", "decline": true, "answer": "",
+               "questions": [phones, "are there any smartphones for sale"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["qa"]["decline"], true, "{v}");
+    let tried = try_it(&app, phones).await;
+    assert_eq!(tried["intent"], "unknown", "{tried}");
+    assert_eq!(tried["handoff"], true, "{tried}");
+    // What it does answer still is.
+    assert_eq!(
+        try_it(&app, "do you gift wrap").await["intent"],
+        "ecommerce.gift-wrap"
+    );
+    let own = own_pairs(&app).await;
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["decline"], true, "{own:?}");
+
+    // A decline example does not also hand over after answering: it answers nothing.
+    let message = refused(
+        add_pair(
+            &app,
+            json!({"lang": "en", "decline": true, "handoff": true, "answer": "",
+                   "questions": ["do you ship to the moon"]}),
+        )
+        .await,
+    );
+    assert!(
+        message.contains("decline") && message.contains("handoff"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_with_a_placeholder_fills_it_from_a_bare_number() {
+    let app = spawn_app().await;
+    let (status, v) = add_pair(
+        &app,
+        json!({"lang": "en", "answer": "Order {order_no} leaves our tea room within two days.",
+               "questions": ["when does my tea order leave the tea room", "tea room dispatch time"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    // A bare number is an order number only for answers that use one.
+    let tried = try_it(&app, "when does 20261129 leave the tea room").await;
+    assert_eq!(tried["entities"]["order_no"], "20261129", "{tried}");
+    assert_eq!(
+        tried["answer"], "Order 20261129 leaves our tea room within two days.",
+        "{tried}"
+    );
+
+    // Listed kinds are checked.
+    let message = refused(
+        add_pair(
+            &app,
+            json!({"lang": "en", "answer": "Fine.", "entities": ["order_no", "shoe_size"],
+                   "questions": ["what size"]}),
+        )
+        .await,
+    );
+    assert!(
+        message.contains("shoe_size") && message.contains("order_no, phone"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn more_quick_replies_than_the_widget_shows_are_refused_not_cut() {
+    let app = spawn_app().await;
+    let message = refused(
+        add_pair(
+            &app,
+            json!({"lang": "en", "answer": "Which one?", "questions": ["which tea"],
+                   "quick_replies": ["Green", "Black", "Oolong", "White"]}),
+        )
+        .await,
+    );
+    assert!(
+        message.contains("at most 3 quick replies, got 4"),
+        "{message}"
+    );
+    assert!(own_pairs(&app).await.is_empty());
 }
 
 #[tokio::test]

@@ -175,6 +175,12 @@ pub struct QaPair {
     pub quick_replies: Vec<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub handoff: bool,
+    /// An example of what is not answered.
+    #[serde(default, deserialize_with = "lenient")]
+    pub decline: bool,
+    /// Entity kinds it lists (kept as they are when the pair is edited).
+    #[serde(default, deserialize_with = "lenient")]
+    pub entities: Vec<String>,
     /// `site`, or `pack:<name>` (read-only).
     #[serde(default, deserialize_with = "lenient")]
     pub source: String,
@@ -207,6 +213,8 @@ struct QaInput {
     answer: String,
     quick_replies: Vec<String>,
     handoff: bool,
+    decline: bool,
+    entities: Vec<String>,
 }
 
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -364,6 +372,8 @@ struct Draft {
     answer: String,
     quick_replies: String,
     handoff: bool,
+    decline: bool,
+    entities: Vec<String>,
     /// The unanswered question this pair answers: dismissed once the pair is saved.
     unanswered: Option<String>,
 }
@@ -1268,7 +1278,10 @@ fn QaList(site: String, admin: Admin) -> impl IntoView {
         <section class=CARD aria-labelledby="bot-qa-title">
             <div class="flex flex-wrap items-center gap-3">
                 <h2 id="bot-qa-title" class="text-base font-semibold text-slate-900">{move || i.t(K::QaPairs)}</h2>
-                <span data-testid="qa-total" class="text-sm text-slate-500">{move || i.tn(K::QaTotal, total.get())}</span>
+                <span data-testid="qa-total" class="text-sm text-slate-500">{move || match total.get() {
+                    1 => i.t(K::QaTotalOne).to_owned(),
+                    n => i.tn(K::QaTotal, n),
+                }}</span>
                 <span class="flex-1"></span>
                 <label class=format!("{BUTTON_QUIET} cursor-pointer")>
                     {move || if importing.get() { i.t(K::Importing) } else { i.t(K::Import) }}
@@ -1393,6 +1406,8 @@ fn QaRow(q: QaPair, admin: Admin, delete: Callback<String>) -> impl IntoView {
         answer: q.answer.clone(),
         quick_replies: q.quick_replies.join("\n"),
         handoff: q.handoff,
+        decline: q.decline,
+        entities: q.entities.clone(),
         unanswered: None,
     };
     let id = q.id.clone();
@@ -1455,6 +1470,9 @@ fn QaRow(q: QaPair, admin: Admin, delete: Callback<String>) -> impl IntoView {
                     {q.handoff.then(|| view! {
                         <span class="rounded bg-amber-50 px-1.5 py-px text-[11px] font-medium text-amber-700">{move || i.t(K::HandsOver)}</span>
                     })}
+                    {q.decline.then(|| view! {
+                        <span data-testid="qa-declines" class="rounded bg-rose-50 px-1.5 py-px text-[11px] font-medium text-rose-700">{move || i.t(K::Declines)}</span>
+                    })}
                     <p data-testid="qa-question" class="min-w-0 break-words font-medium text-slate-900">{first}</p>
                     {(more > 0).then(|| view! { <span class="text-xs text-slate-400">{move || i.tn(K::MoreQuestions, more)}</span> })}
                 </div>
@@ -1480,6 +1498,8 @@ fn QaEditor(draft: Draft, base: String, admin: Admin) -> impl IntoView {
     let answer = RwSignal::new(draft.answer.clone());
     let replies = RwSignal::new(draft.quick_replies.clone());
     let handoff = RwSignal::new(draft.handoff);
+    let decline = RwSignal::new(draft.decline);
+    let entities = StoredValue::new(draft.entities.clone());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let questions_ref = NodeRef::<html::Textarea>::new();
@@ -1504,14 +1524,24 @@ fn QaEditor(draft: Draft, base: String, admin: Admin) -> impl IntoView {
     });
     let unanswered = StoredValue::new(unanswered);
     let save = move || {
-        let input = QaInput {
+        let mut input = QaInput {
             lang: lang.get_untracked(),
             questions: lines(&questions.get_untracked()),
             answer: answer.get_untracked().trim().to_owned(),
             quick_replies: lines(&replies.get_untracked()),
             handoff: handoff.get_untracked(),
+            decline: decline.get_untracked(),
+            entities: entities.get_value(),
         };
-        if input.questions.is_empty() || input.answer.is_empty() {
+        // A decline example answers nothing: it needs questions only (and does not hand over
+        // after an answer; an answer or quick replies it had are kept as they are).
+        if input.decline {
+            input.handoff = false;
+            if input.questions.is_empty() {
+                error.set(Some(i.t(K::QaNeedAQuestion).to_owned()));
+                return;
+            }
+        } else if input.questions.is_empty() || input.answer.is_empty() {
             error.set(Some(i.t(K::QaNeedQuestion).to_owned()));
             return;
         }
@@ -1574,37 +1604,53 @@ fn QaEditor(draft: Draft, base: String, admin: Admin) -> impl IntoView {
                     on:input=move |ev| questions.set(event_target_value(&ev))
                 ></textarea>
             </label>
-            <label class=LABEL>
-                {move || i.t(K::Answer)}
-                <textarea
-                    node_ref=answer_ref
-                    rows="4"
-                    data-testid="qa-answer"
-                    class=INPUT
-                    prop:value=move || answer.get()
-                    on:input=move |ev| answer.set(event_target_value(&ev))
-                ></textarea>
-            </label>
-            <label class=LABEL>
-                {move || i.t(K::QaQuickReplies)}
-                <textarea
-                    rows="2"
-                    data-testid="qa-quick-replies"
-                    class=INPUT
-                    prop:value=move || replies.get()
-                    on:input=move |ev| replies.set(event_target_value(&ev))
-                ></textarea>
-            </label>
-            <label class="flex items-center gap-2 text-sm text-slate-700">
+            <label class="flex items-start gap-2 text-sm text-slate-700">
                 <input
                     type="checkbox"
-                    data-testid="qa-handoff"
-                    class="h-4 w-4 rounded border-slate-300 text-indigo-600 focus:ring-indigo-500"
-                    prop:checked=move || handoff.get()
-                    on:change=move |ev| handoff.set(event_target_checked(&ev))
+                    data-testid="qa-decline"
+                    class="mt-0.5 h-4 w-4 rounded border-slate-300 text-indigo-600 focus:ring-indigo-500"
+                    prop:checked=move || decline.get()
+                    on:change=move |ev| decline.set(event_target_checked(&ev))
                 />
-                {move || i.t(K::QaHandoff)}
+                <span>
+                    {move || i.t(K::QaDecline)}
+                    <span class="block text-xs text-slate-500">{move || i.t(K::QaDeclineHelp)}</span>
+                </span>
             </label>
+            <div class="space-y-3" class:hidden=move || decline.get()>
+                <label class=LABEL>
+                    {move || i.t(K::Answer)}
+                    <textarea
+                        node_ref=answer_ref
+                        rows="4"
+                        data-testid="qa-answer"
+                        class=INPUT
+                        prop:value=move || answer.get()
+                        on:input=move |ev| answer.set(event_target_value(&ev))
+                    ></textarea>
+                    <span class="mt-1 block text-xs font-normal text-slate-500">{move || i.t(K::QaPlaceholders)}</span>
+                </label>
+                <label class=LABEL>
+                    {move || i.t(K::QaQuickReplies)}
+                    <textarea
+                        rows="2"
+                        data-testid="qa-quick-replies"
+                        class=INPUT
+                        prop:value=move || replies.get()
+                        on:input=move |ev| replies.set(event_target_value(&ev))
+                    ></textarea>
+                </label>
+                <label class="flex items-center gap-2 text-sm text-slate-700">
+                    <input
+                        type="checkbox"
+                        data-testid="qa-handoff"
+                        class="h-4 w-4 rounded border-slate-300 text-indigo-600 focus:ring-indigo-500"
+                        prop:checked=move || handoff.get()
+                        on:change=move |ev| handoff.set(event_target_checked(&ev))
+                    />
+                    {move || i.t(K::QaHandoff)}
+                </label>
+            </div>
             {error_box(error)}
             <div class="flex gap-2">
                 <button type="submit" data-testid="qa-save" class=BUTTON disabled=move || busy.get()>

@@ -227,6 +227,19 @@ fn placeholder() -> &'static Regex {
     R.get_or_init(|| Regex::new(r"#?\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("compiles"))
 }
 
+/// The entity kinds `answer` has placeholders for, in [`KINDS`] order.
+pub fn used_by(answer: &str) -> Vec<String> {
+    let named: Vec<&str> = placeholder()
+        .captures_iter(answer)
+        .filter_map(|c| c.get(1).map(|m| m.as_str()))
+        .collect();
+    KINDS
+        .iter()
+        .filter(|k| named.contains(k))
+        .map(|k| (*k).to_owned())
+        .collect()
+}
+
 /// Fills `{kind}` placeholders with the entities found; removes the others with their braces
 /// (and a `#` before them), then tidies what that leaves: empty brackets or quotes, doubled
 /// spaces, a space or colon before punctuation.

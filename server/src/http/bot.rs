@@ -14,6 +14,7 @@ use super::auth::AuthAgent;
 use super::error::{ApiError, ApiJson};
 use crate::AppState;
 use crate::assistant::{BotConfig, SITE_PACK};
+use crate::bot::entities::KINDS;
 use crate::storage::{Agent, Role, Site, SiteQa};
 
 async fn site_for(
@@ -172,6 +173,9 @@ struct QaOut {
     /// An example of what is not answered (see `corpus/README.md`), not an answer.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     decline: bool,
+    /// The entity kinds it lists (its answer's placeholders count too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entities: Vec<String>,
     source: String,
 }
 
@@ -211,7 +215,8 @@ pub async fn qa_list(
             answer: p.answer,
             quick_replies: p.quick_replies,
             handoff: p.handoff,
-            decline: false,
+            decline: p.decline,
+            entities: p.entities,
             source: SITE_PACK.into(),
         })
         .collect();
@@ -230,6 +235,7 @@ pub async fn qa_list(
                         quick_replies: p.quick_replies.clone(),
                         handoff: p.handoff,
                         decline: p.decline,
+                        entities: p.entities.clone(),
                         source: format!("pack:{}", pack.name),
                     });
                 }
@@ -249,6 +255,8 @@ pub async fn qa_list(
 const MAX_QUESTIONS: usize = 200;
 const MAX_QUESTION_CHARS: usize = 500;
 const MAX_QUICK_REPLY_CHARS: usize = 60;
+/// Quick replies are buttons under the answer: the widget shows three.
+const MAX_QUICK_REPLIES: usize = 3;
 
 /// The first of `items` longer than `max` characters.
 fn first_longer(items: &[String], max: usize) -> Option<&String> {
@@ -268,7 +276,29 @@ fn check_qa(qa: &mut SiteQa) -> Result<(), ApiError> {
             "a QA pair needs at least one question",
         ));
     }
-    check_length("answer", &qa.answer)?;
+    // A decline example answers nothing: its answer may be empty (one it has is kept).
+    if !(qa.decline && qa.answer.is_empty()) {
+        check_length("answer", &qa.answer)?;
+    }
+    if qa.decline && qa.handoff {
+        return Err(ApiError::bad_request(
+            "a decline example answers nothing, so it cannot also hand over after answering: set decline or handoff, not both",
+        ));
+    }
+    let mut entities: Vec<String> = Vec::new();
+    for e in &qa.entities {
+        let e = e.trim();
+        if !KINDS.contains(&e) {
+            return Err(ApiError::bad_request(format!(
+                "unknown entity kind {e:?}: the kinds are {}",
+                KINDS.join(", ")
+            )));
+        }
+        if !entities.iter().any(|k| k == e) {
+            entities.push(e.to_owned());
+        }
+    }
+    qa.entities = entities;
     if qa.questions.len() > MAX_QUESTIONS {
         return Err(ApiError::bad_request(format!(
             "a QA pair may have at most {MAX_QUESTIONS} questions, got {}",
@@ -293,20 +323,26 @@ fn check_qa(qa: &mut SiteQa) -> Result<(), ApiError> {
             r
         )));
     }
+    if qa.quick_replies.len() > MAX_QUICK_REPLIES {
+        return Err(ApiError::bad_request(format!(
+            "a pair offers at most {MAX_QUICK_REPLIES} quick replies, got {}",
+            qa.quick_replies.len()
+        )));
+    }
     if !lang_ok(&qa.lang) {
         return Err(ApiError::bad_request(format!(
             "lang must be en or zh-CN, got {:?}",
             qa.lang
         )));
     }
-    qa.quick_replies.truncate(3);
     Ok(())
 }
 
 fn qa_out(qa: SiteQa) -> serde_json::Value {
     json!({ "qa": {
         "id": qa.id, "lang": qa.lang, "questions": qa.questions, "answer": qa.answer,
-        "quick_replies": qa.quick_replies, "handoff": qa.handoff, "source": SITE_PACK,
+        "quick_replies": qa.quick_replies, "handoff": qa.handoff, "decline": qa.decline,
+        "entities": qa.entities, "source": SITE_PACK,
     }})
 }
 
@@ -387,27 +423,15 @@ pub async fn qa_import(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"))
         || text.trim_start().starts_with('{');
-    let import = if is_json {
+    let pairs = if is_json {
         import_json(text)?
     } else {
-        Import {
-            pairs: import_csv(text)?,
-            ..Import::default()
-        }
+        import_csv(text)?
     };
-    let imported = import.pairs.len();
-    state
-        .hub
-        .storage()
-        .qa_save_all(&site.id, import.pairs)
-        .await?;
+    let imported = pairs.len();
+    state.hub.storage().qa_save_all(&site.id, pairs).await?;
     state.hub.assistant().invalidate(&site.id);
-    Ok(Json(json!({
-        "imported": imported,
-        "skipped": import.skipped,
-        "notes": import.notes,
-    }))
-    .into_response())
+    Ok(Json(json!({ "imported": imported })).into_response())
 }
 
 /// Bytes an import that is too large is still read (and dropped) for, so that the client, which
@@ -479,16 +503,6 @@ fn byte_size(n: usize) -> String {
     }
 }
 
-/// What an import stores, and what it leaves out and why.
-#[derive(Default)]
-struct Import {
-    pairs: Vec<SiteQa>,
-    /// Pairs of the file that are not stored (decline examples).
-    skipped: usize,
-    /// What the admin should know about the import (what was skipped or not kept).
-    notes: Vec<String>,
-}
-
 /// The problems found in a file, each naming its row; a `400` that lists the first few.
 #[derive(Default)]
 struct Problems(Vec<String>);
@@ -525,9 +539,9 @@ fn lang_ok(lang: &str) -> bool {
     lang == "en" || lang == "zh-CN"
 }
 
-/// A pack language file (`corpus/README.md`). A site's own pairs are answers, so decline
-/// examples are left out (and counted); entities are not kept for them either (noted).
-fn import_json(text: &str) -> Result<Import, ApiError> {
+/// A pack language file (`corpus/README.md`): its pairs as they are, decline examples and
+/// entities included.
+fn import_json(text: &str) -> Result<Vec<SiteQa>, ApiError> {
     let file: crate::bot::corpus::PackLang = serde_json::from_str(text)
         .map_err(|e| ApiError::bad_request(format!("not a pack language file: {e}")))?;
     if !lang_ok(&file.lang) {
@@ -537,27 +551,14 @@ fn import_json(text: &str) -> Result<Import, ApiError> {
         )));
     }
     let mut problems = Problems::default();
-    let mut import = Import::default();
+    let mut pairs = Vec::new();
     let mut seen: std::collections::HashMap<&str, usize> = Default::default();
-    let mut declined: Vec<&str> = Vec::new();
-    let mut with_entities = 0;
     for (i, p) in file.qa.iter().enumerate() {
         let at = format!("qa[{i}] (id {:?})", p.id);
         if !p.id.is_empty()
             && let Some(first) = seen.insert(&p.id, i)
         {
             problems.add(format!("{at}: the id is also that of qa[{first}]"));
-            continue;
-        }
-        if p.decline {
-            declined.push(&p.id);
-            continue;
-        }
-        if p.quick_replies.len() > 3 {
-            problems.add(format!(
-                "{at}: {} quick replies, at most 3",
-                p.quick_replies.len()
-            ));
             continue;
         }
         let mut qa = SiteQa {
@@ -567,34 +568,16 @@ fn import_json(text: &str) -> Result<Import, ApiError> {
             answer: p.answer.clone(),
             quick_replies: p.quick_replies.clone(),
             handoff: p.handoff,
+            decline: p.decline,
+            entities: p.entities.clone(),
         };
         match check_qa(&mut qa) {
-            Ok(()) => {
-                if !p.entities.is_empty() {
-                    with_entities += 1;
-                }
-                import.pairs.push(qa);
-            }
+            Ok(()) => pairs.push(qa),
             Err(e) => problems.add(format!("{at}: {}", e.message)),
         }
     }
     problems.into_result()?;
-    if !declined.is_empty() {
-        import.skipped = declined.len();
-        import.notes.push(format!(
-            "{} decline example(s) not imported ({}{}): a site's own pairs are answers",
-            declined.len(),
-            declined[..declined.len().min(3)].join(", "),
-            if declined.len() > 3 { ", …" } else { "" }
-        ));
-    }
-    if with_entities > 0 {
-        import.notes.push(format!(
-            "{with_entities} pair(s) list entities, which a site's own pairs do not keep: \
-             placeholders such as {{order_no}} in their answers are left empty"
-        ));
-    }
-    Ok(import)
+    Ok(pairs)
 }
 
 /// A pair being put together from the CSV rows of one id (or, without ids, of one answer).
@@ -690,6 +673,8 @@ pub fn import_csv(text: &str) -> Result<Vec<SiteQa>, ApiError> {
                         answer: a,
                         quick_replies: Vec::new(),
                         handoff: false,
+                        decline: false,
+                        entities: Vec::new(),
                     },
                     line,
                     answer_line: line,

@@ -200,6 +200,12 @@ pub struct SiteQa {
     pub quick_replies: Vec<String>,
     #[serde(default)]
     pub handoff: bool,
+    /// An example of what the site does not answer: a message closest to it is declined.
+    #[serde(default)]
+    pub decline: bool,
+    /// Entity kinds its answer uses (`bot::entities::KINDS`), besides the placeholders in it.
+    #[serde(default)]
+    pub entities: Vec<String>,
 }
 
 /// A question the bot could not answer.

@@ -449,9 +449,9 @@ impl SqliteStorage {
         // One parameter order for both statements: ?1 id, ?2 site, then the pair's fields.
         let sql = if qa.id.is_empty() {
             qa.id = new_id();
-            "INSERT INTO qa_pairs (id, site_id, lang, questions, answer, quick_replies, handoff, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            "INSERT INTO qa_pairs (id, site_id, lang, questions, answer, quick_replies, handoff, updated_at, decline, entities) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         } else {
-            "UPDATE qa_pairs SET lang = ?3, questions = ?4, answer = ?5, quick_replies = ?6, handoff = ?7, updated_at = ?8 WHERE id = ?1 AND site_id = ?2"
+            "UPDATE qa_pairs SET lang = ?3, questions = ?4, answer = ?5, quick_replies = ?6, handoff = ?7, updated_at = ?8, decline = ?9, entities = ?10 WHERE id = ?1 AND site_id = ?2"
         };
         let done = sqlx::query(sql)
             .bind(&qa.id)
@@ -462,6 +462,8 @@ impl SqliteStorage {
             .bind(json(&qa.quick_replies))
             .bind(qa.handoff as i64)
             .bind(now)
+            .bind(qa.decline as i64)
+            .bind(json(&qa.entities))
             .execute(&mut *conn)
             .await?;
         if done.rows_affected() == 0 {
@@ -1209,7 +1211,7 @@ impl Storage for SqliteStorage {
 
     async fn qa_list(&self, site_id: &str) -> Result<Vec<SiteQa>> {
         let rows = sqlx::query(
-            "SELECT id, lang, questions, answer, quick_replies, handoff FROM qa_pairs WHERE site_id = ? ORDER BY updated_at DESC",
+            "SELECT id, lang, questions, answer, quick_replies, handoff, decline, entities FROM qa_pairs WHERE site_id = ? ORDER BY updated_at DESC",
         )
         .bind(site_id)
         .fetch_all(&self.read)
@@ -1225,6 +1227,8 @@ impl Storage for SqliteStorage {
                 quick_replies: serde_json::from_str(&r.get::<String, _>("quick_replies"))
                     .unwrap_or_default(),
                 handoff: r.get::<i64, _>("handoff") != 0,
+                decline: r.get::<i64, _>("decline") != 0,
+                entities: serde_json::from_str(&r.get::<String, _>("entities")).unwrap_or_default(),
             })
             .collect())
     }
