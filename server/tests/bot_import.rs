@@ -608,3 +608,49 @@ async fn the_bot_answers_from_an_import_at_once() {
         "{tried}"
     );
 }
+
+#[tokio::test]
+async fn a_sites_own_pair_answers_its_questions_reworded() {
+    let app = spawn_app().await;
+    let (en, zh) = (
+        "Yes: Jasmine Pearls, 50 g or 100 g.",
+        "有的：茉莉龙珠，50 克或 100 克。",
+    );
+    for (lang, answer, questions) in [
+        (
+            "en",
+            en,
+            json!(["Do you sell jasmine pearls?", "any jasmine pearl tea"]),
+        ),
+        ("zh-CN", zh, json!(["你们卖茉莉龙珠吗", "有茉莉龙珠茶吗"])),
+    ] {
+        let (status, v) = add_pair(
+            &app,
+            json!({"lang": lang, "answer": answer, "questions": questions}),
+        )
+        .await;
+        assert_eq!(status, 201, "{v}");
+    }
+    // Visitors add a word or two, or word it their own way: the pair is weighed against the
+    // packs' questions as if it were one of them, not against its own two alone (where every
+    // other word looked rare, and a message with one of them scored far below the pair).
+    for (message, answer) in [
+        ("do you sell jasmine pearls in bulk", en),
+        ("is jasmine pearl tea available", en),
+        ("do you have jasmine pearls in stock", en),
+        ("请问茉莉龙珠有货吗", zh),
+        ("你们有没有茉莉龙珠", zh),
+    ] {
+        let tried = try_it(&app, message).await;
+        assert_eq!(tried["answer"], answer, "{message}: {tried}");
+    }
+    // The packs still answer their own topics.
+    assert_eq!(
+        try_it(&app, "how long does delivery take").await["intent"],
+        "ecommerce.delivery-time"
+    );
+    assert_eq!(
+        try_it(&app, "do you gift wrap").await["intent"],
+        "ecommerce.gift-wrap"
+    );
+}

@@ -105,7 +105,8 @@ struct Bm25 {
     lens: Vec<u32>,
     postings: Vec<HashMap<String, Vec<(u32, u16)>>>,
     df: HashMap<String, u32>,
-    avgdl: f32,
+    /// The sum of `lens`.
+    total: u64,
 }
 
 impl Bm25 {
@@ -114,10 +115,8 @@ impl Bm25 {
             lens: docs.iter().map(|(_, t)| t.len() as u32).collect(),
             postings: (0..npacks).map(|_| HashMap::default()).collect(),
             df: HashMap::default(),
-            avgdl: 1.0,
+            total: docs.iter().map(|(_, t)| t.len() as u64).sum(),
         };
-        let total: usize = docs.iter().map(|(_, t)| t.len()).sum();
-        ix.avgdl = (total as f32 / docs.len().max(1) as f32).max(1.0);
         for (d, (pack, terms)) in docs.iter().enumerate() {
             for (t, n) in tf_counts(terms) {
                 *slot(&mut ix.df, t, |_| 0) += 1;
@@ -128,17 +127,34 @@ impl Bm25 {
         ix
     }
 
-    fn idf(&self, term: &str) -> f32 {
-        let n = self.lens.len() as f32;
-        let df = self.df.get(term).copied().unwrap_or(0) as f32;
+    /// The idf of `term` among this index's documents and those of `bg`, the index it is
+    /// layered on (see [`RetrievalEngine::layered`]), if any.
+    fn idf(&self, bg: Option<&Bm25>, term: &str) -> f32 {
+        let df_of = |ix: &Bm25| ix.df.get(term).copied().unwrap_or(0) as usize;
+        let (n, df) = match bg {
+            None => (self.lens.len(), df_of(self)),
+            Some(bg) => (self.lens.len() + bg.lens.len(), df_of(self) + df_of(bg)),
+        };
+        let (n, df) = (n as f32, df as f32);
         (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+    }
+
+    /// The average document length, over `bg`'s documents too.
+    fn avgdl(&self, bg: Option<&Bm25>) -> f32 {
+        let (total, n) = match bg {
+            None => (self.total, self.lens.len()),
+            Some(bg) => (self.total + bg.total, self.lens.len() + bg.lens.len()),
+        };
+        (total as f32 / n.max(1) as f32).max(1.0)
     }
 
     /// Adds to `acc[doc]` the BM25 of `terms` in each document of `pack`, divided by what a
     /// document made of exactly those terms would score (so 1.0 means all of them matched),
     /// and, when asked, to `coverage[doc]` the idf-weighted share of the terms it contains.
+    /// Term statistics include those of `bg`, the index this one is layered on.
     fn score_into(
         &self,
+        bg: Option<&Bm25>,
         tune: &Tuning,
         pack: usize,
         terms: &[String],
@@ -148,25 +164,25 @@ impl Bm25 {
         let counts = tf_counts(terms);
         let qlen = terms.len() as f32;
         let (k1, b) = (tune.k1, tune.b);
+        let avgdl = self.avgdl(bg);
         let self_score: f32 = counts
             .keys()
-            .map(|t| self.idf(t) * (k1 + 1.0) / (1.0 + k1 * (1.0 - b + b * qlen / self.avgdl)))
+            .map(|t| self.idf(bg, t) * (k1 + 1.0) / (1.0 + k1 * (1.0 - b + b * qlen / avgdl)))
             .sum();
         if self_score <= 0.0 {
             return;
         }
-        let idf_sum: f32 = counts.keys().map(|t| self.idf(t)).sum();
+        let idf_sum: f32 = counts.keys().map(|t| self.idf(bg, t)).sum();
         for t in counts.keys() {
             let Some(list) = self.postings[pack].get(*t) else {
                 continue;
             };
-            let idf = self.idf(t);
+            let idf = self.idf(bg, t);
             let (w, share) = (idf / self_score, idf / idf_sum);
             for &(d, tf) in list {
                 let tf = tf as f32;
                 let len = self.lens[d as usize] as f32;
-                acc[d as usize] +=
-                    w * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / self.avgdl));
+                acc[d as usize] += w * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / avgdl));
                 if let Some(cov) = coverage.as_deref_mut() {
                     cov[d as usize] += share;
                 }
@@ -471,10 +487,12 @@ fn topic_docs(c: &Collect) -> Vec<(usize, Vec<&str>)> {
         .collect()
 }
 
-/// Builds the indexes of one language from what was collected for it.
+/// Builds the indexes of one language from what was collected for it; n-grams are weighed over
+/// `bg`'s variants too, the same language's index of the engine this one is layered on.
 fn index_language(
     npacks: usize,
     (lang, family, synonyms, c): (String, Family, Vec<Synonyms>, Collect),
+    bg: Option<&LangIndex>,
 ) -> LangIndex {
     let topics = Bm25::build(npacks, &topic_docs(&c));
     let mut index = LangIndex {
@@ -494,12 +512,18 @@ fn index_language(
         ngrams: HashMap::default(),
         repair: text::Repair::new(family, c.questions.iter().map(String::as_str)),
     };
-    let nvariants = c.grams.len();
     let ngrams = c.gram_numbers.len();
     let mut df = vec![0u32; ngrams];
     for grams in &c.grams {
         for &(g, _) in grams {
             df[g as usize] += 1;
+        }
+    }
+    let mut nvariants = c.grams.len();
+    if let Some(bg) = bg {
+        nvariants += bg.variants.lens.len();
+        for (name, &number) in &c.gram_numbers {
+            df[number as usize] += bg.ngrams.get(name.as_str()).map_or(0, |l| l.len() as u32);
         }
     }
     let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); ngrams];
@@ -538,6 +562,15 @@ impl RetrievalEngine {
 
     /// Indexes `packs`; messages containing one of `handoff` go to a person.
     pub fn with_handoff_words(packs: Vec<Pack>, handoff: super::HandoffWords) -> RetrievalEngine {
+        Self::index(packs, handoff, None)
+    }
+
+    /// Indexes `packs`, weighing words and n-grams over `bg`'s questions too, if given.
+    fn index(
+        packs: Vec<Pack>,
+        handoff: super::HandoffWords,
+        bg: Option<&RetrievalEngine>,
+    ) -> RetrievalEngine {
         let npacks = packs.len();
         let pack_names: Vec<String> = packs.iter().map(|p| p.name.clone()).collect();
         // Pairs get their index in pack order; then each language is read and indexed on a
@@ -574,7 +607,8 @@ impl RetrievalEngine {
                     scope.spawn(move || {
                         let family = Family::of(&lang);
                         let (synonyms, c) = collect_language(npacks, family, parts, pairs);
-                        index_language(npacks, (lang, family, synonyms, c))
+                        let bg = bg.and_then(|e| e.lang_index(&lang));
+                        index_language(npacks, (lang, family, synonyms, c), bg)
                     })
                 })
                 .collect();
@@ -608,10 +642,24 @@ impl RetrievalEngine {
         handoff: super::HandoffWords,
     ) -> RetrievalEngine {
         debug_assert!(shared.shared.is_none(), "one level of sharing");
-        let mut engine = Self::with_handoff_words(own, handoff);
+        // Its few questions alone would make every word they lack look rare, so that a
+        // message with one word more than a pair's question scored far below it: words and
+        // n-grams are weighed as if the pairs were indexed with the shared ones.
+        let mut engine = Self::index(own, handoff, Some(&shared));
         engine.tuning = shared.tuning;
         engine.shared = Some(shared);
         engine
+    }
+
+    /// This engine's index of `lang`, if it has pairs in it.
+    fn lang_index(&self, lang: &str) -> Option<&LangIndex> {
+        self.langs.iter().find(|l| l.lang == lang)
+    }
+
+    /// The index `index` (one of this engine's) is layered on: the shared engine's index of
+    /// the same language.
+    fn background(&self, index: &LangIndex) -> Option<&LangIndex> {
+        self.shared.as_ref()?.lang_index(&index.lang)
     }
 
     /// Where this engine's own pairs start in [`RetrievalEngine::pair_at`] numbering.
@@ -711,6 +759,7 @@ impl RetrievalEngine {
     ) -> Search {
         let tune = &self.tuning;
         let family = index.family;
+        let bg = self.background(index);
         let base = text::tokenize(family, message);
         let nvar = index.variants.lens.len();
         let npairs = index.pairs.len();
@@ -734,10 +783,17 @@ impl RetrievalEngine {
             if terms.is_empty() {
                 continue;
             }
-            index.variants.score_into(tune, pi, &terms, var_bm25, None);
             index
-                .topics
-                .score_into(tune, pi, &terms, &mut topic, Some(&mut coverage));
+                .variants
+                .score_into(bg.map(|b| &b.variants), tune, pi, &terms, var_bm25, None);
+            index.topics.score_into(
+                bg.map(|b| &b.topics),
+                tune,
+                pi,
+                &terms,
+                &mut topic,
+                Some(&mut coverage),
+            );
         }
 
         // Character n-grams: cosine against every variant sharing one.
@@ -746,8 +802,13 @@ impl RetrievalEngine {
             .into_iter()
             .map(|(g, n)| {
                 let list = index.ngrams.get(g);
-                let idf = ngram_idf(nvar, list.map_or(0, |l| l.len() as u32));
-                (list, (1.0 + (n as f32).ln()) * idf)
+                let mut df = list.map_or(0, |l| l.len() as u32);
+                let mut n_all = nvar;
+                if let Some(bg) = bg {
+                    df += bg.ngrams.get(g).map_or(0, |l| l.len() as u32);
+                    n_all += bg.variants.lens.len();
+                }
+                (list, (1.0 + (n as f32).ln()) * ngram_idf(n_all, df))
             })
             .collect();
         let qnorm = q.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
