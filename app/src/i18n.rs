@@ -161,10 +161,9 @@ pub enum K {
     QaDeclineHelp,
     QaPlaceholders,
     Declines,
+    QaNeedQuestionAndAnswer,
     QaNeedQuestion,
-    QaNeedAQuestion,
     QaTotal,
-    QaTotalOne,
     NoQa,
     FromPack,
     OwnPair,
@@ -350,21 +349,20 @@ pub fn pair(k: K) -> (&'static str, &'static str) {
             "不在服务范围（拒答示例）",
         ),
         K::QaDeclineHelp => (
-            "The bot answers nothing to questions like these and hands the visitor over: list what this site does not answer, worded as visitors ask it.",
-            "与这些问题相近的消息，机器人不作回答并转人工：请按访客的问法列出本站不回答的问题。",
+            "The bot does not answer questions like these and hands the visitor to a person at once. List what this site does not answer, worded as visitors would ask it.",
+            "遇到与这些问题相近的消息，机器人不作回答，直接转人工。请按访客的问法列出本站不回答的问题。",
         ),
         K::QaPlaceholders => (
-            "{order_no}, {phone}, {email}, {date} and {amount} in the answer are filled in from the visitor's message.",
-            "回答中的 {order_no}、{phone}、{email}、{date}、{amount} 会以访客消息中的内容填入。",
+            "{order_no}, {phone}, {email}, {date} and {amount} in the answer are replaced with what the visitor's message says.",
+            "回答中的 {order_no}、{phone}、{email}、{date}、{amount} 会自动替换为访客消息中的相应内容。",
         ),
-        K::Declines => ("Not answered", "不回答"),
-        K::QaNeedAQuestion => ("Give at least one question.", "请至少填写一个问题。"),
-        K::QaNeedQuestion => (
+        K::Declines => ("Not answered", "拒答"),
+        K::QaNeedQuestion => ("Give at least one question.", "请至少填写一个问题。"),
+        K::QaNeedQuestionAndAnswer => (
             "Give at least one question and an answer.",
             "请至少填写一个问题和回答。",
         ),
         K::QaTotal => ("{n} pairs", "共 {n} 条"),
-        K::QaTotalOne => ("1 pair", "共 1 条"),
         K::NoQa => ("No Q&A pairs found.", "没有找到问答对。"),
         K::FromPack => ("Pack", "问答包"),
         K::OwnPair => ("This site", "本站"),
@@ -393,6 +391,16 @@ pub fn pair(k: K) -> (&'static str, &'static str) {
         ),
         K::SiteSettings => ("Settings", "设置"),
         K::Refresh => ("Refresh", "刷新"),
+    }
+}
+
+/// English strings of a count that read differently for one; Chinese has no plural.
+fn singular(k: K) -> Option<&'static str> {
+    match k {
+        K::QaTotal => Some("1 pair"),
+        K::PackPairs => Some("1 Q&A pair"),
+        K::Imported => Some("Imported 1 Q&A pair."),
+        _ => None,
     }
 }
 
@@ -429,9 +437,13 @@ impl I18n {
         text(self.0.get(), k)
     }
 
-    /// The string for `k` with `{n}` replaced.
+    /// The string for `k` with `{n}` replaced (in the singular for one, where English has one).
     pub fn tn(self, k: K, n: impl std::fmt::Display) -> String {
-        self.t(k).replace("{n}", &n.to_string())
+        let n = n.to_string();
+        match singular(k) {
+            Some(one) if n == "1" && self.lang() == Lang::En => one.to_owned(),
+            _ => self.t(k).replace("{n}", &n),
+        }
     }
 
     /// Switches to the browser's language and marks `<html lang>` accordingly. Browser only.

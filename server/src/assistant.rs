@@ -580,7 +580,10 @@ impl Assistant {
         let intent = bot.engine.understand(&ctx, text).await;
         let reply = bot.engine.respond(&ctx, &intent).await;
         let asked = intent.name == Intent::HANDOFF;
-        let low = intent.name == Intent::UNKNOWN;
+        // Not answered here on purpose: handed over at once, and not kept for the admin as a
+        // question the bot could not answer (the admin, or the pack, said so).
+        let declined = intent.declined;
+        let low = intent.name == Intent::UNKNOWN && !declined;
         let strikes = {
             let mut low_turns = self.low_turns.lock();
             if low {
@@ -599,18 +602,19 @@ impl Assistant {
                 intent,
             };
         }
-        if low || asked || reply.handoff || intent.handoff {
+        let handoff = low || asked || declined || reply.handoff || intent.handoff;
+        if handoff {
             self.forget(conversation_id);
         }
         Turn {
             // The generic "let me get a person" text is replaced by the hand-over note.
-            text: if asked || low {
+            text: if asked || low || declined {
                 String::new()
             } else {
                 reply.text
             },
             quick_replies: reply.quick_replies,
-            handoff: low || asked || reply.handoff || intent.handoff,
+            handoff,
             low,
             intent,
         }
@@ -620,19 +624,11 @@ impl Assistant {
 fn site_pack(own: Vec<SiteQa>) -> Pack {
     let mut by_lang: HashMap<String, Vec<QaPair>> = HashMap::new();
     for qa in own {
-        // The kinds it lists, and those its answer has placeholders for: an admin who writes
-        // `{order_no}` in an answer expects a bare number in the question to fill it.
-        let mut entities = qa.entities;
-        for kind in crate::bot::entities::used_by(&qa.answer) {
-            if !entities.contains(&kind) {
-                entities.push(kind);
-            }
-        }
         by_lang.entry(qa.lang.clone()).or_default().push(QaPair {
             id: format!("{SITE_PACK}.{}", qa.id),
             questions: qa.questions,
             answer: qa.answer,
-            entities,
+            entities: qa.entities,
             quick_replies: qa.quick_replies,
             handoff: qa.handoff,
             decline: qa.decline,

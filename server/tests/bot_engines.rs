@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use common::*;
-use kefu::frame::ServerFrame;
 use kefu::{ConversationStatus, SenderKind};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -178,20 +177,6 @@ async fn unanswered(app: &TestApp) -> Vec<String> {
         .collect();
     q.sort();
     q
-}
-
-/// The next conversation update an agent sees in which the conversation is `open`.
-async fn opened(agent: &mut Ws) -> kefu::Conversation {
-    agent
-        .until(|f| match f {
-            ServerFrame::Conversation { conversation }
-                if conversation.status == ConversationStatus::Open =>
-            {
-                Some(conversation)
-            }
-            _ => None,
-        })
-        .await
 }
 
 /// Tells the test when the server is done with the bot's turn on a visitor message, whether
@@ -457,7 +442,7 @@ async fn an_llm_answer_that_comes_after_the_hand_over_is_not_posted() {
     tab.ack().await;
     let note = tab.bot_says().await;
     assert!(note.meta.as_ref().is_some_and(|m| m.handoff && !m.offline));
-    let handed = opened(&mut agent).await;
+    let handed = agent.opened().await;
     let me: Value = app.agent_json("/api/v1/me").await;
     assert_eq!(handed.assignee_id.as_deref(), me["agent"]["id"].as_str());
 
@@ -497,7 +482,7 @@ async fn a_turn_that_times_out_after_the_hand_over_hands_over_nothing() {
     hook.request().await;
     tab.say("v2", "转人工").await;
     tab.ack().await;
-    let first = opened(&mut alice).await;
+    let first = alice.opened().await;
     assert_ne!(first.assignee_id.as_deref(), Some(bob.id.as_str()));
 
     // The webhook times out: the engine hands over, but the conversation is no longer the
@@ -521,6 +506,6 @@ async fn a_turn_that_times_out_after_the_hand_over_hands_over_nothing() {
     let mut other_tab = other.ws().await;
     other_tab.say("w1", "转人工").await;
     other_tab.ack().await;
-    let second = opened(&mut alice).await;
+    let second = alice.opened().await;
     assert_eq!(second.assignee_id.as_deref(), Some(bob.id.as_str()));
 }

@@ -73,16 +73,7 @@ async fn the_bot_welcomes_answers_and_hands_over_when_asked() {
         })
         .await;
     assert!(note.meta.as_ref().is_some_and(|m| m.handoff && !m.offline));
-    let handed = agent
-        .until(|f| match f {
-            ServerFrame::Conversation { conversation }
-                if conversation.status == ConversationStatus::Open =>
-            {
-                Some(conversation)
-            }
-            _ => None,
-        })
-        .await;
+    let handed = agent.opened().await;
     let me: Value = app.agent_json("/api/v1/me").await;
     assert_eq!(handed.assignee_id.as_deref(), me["agent"]["id"].as_str());
 
@@ -127,7 +118,7 @@ async fn two_unclear_questions_hand_over_and_are_kept_for_the_admin() {
         !first.quick_replies.is_empty(),
         "offers the way to a person"
     );
-    tab.say("v2", "plkjhgf mnbvcxz").await;
+    tab.say("v2", "umm the thing with the stuff").await;
     tab.ack().await;
     // Nobody is online: the note offers to leave contact details.
     let note = tab.bot_says().await;
@@ -179,6 +170,40 @@ async fn two_unclear_questions_hand_over_and_are_kept_for_the_admin() {
         .collect();
     assert_eq!(questions.len(), 2);
     assert!(questions.contains(&"qwpoeiru zxmcnv"));
+}
+
+#[tokio::test]
+async fn a_question_the_site_does_not_answer_hands_over_at_once_and_is_not_kept() {
+    let app = spawn_app().await;
+    enable_bot(&app).await;
+    let r = app
+        .agent_post(&format!("/api/v1/sites/{}/qa", app.site_id))
+        .json(&json!({"lang": "en", "decline": true,
+                      "questions": ["do you sell iphones", "are there any smartphones for sale"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    let mut agent = app.agent_ws().await;
+    let visitor = app.visitor().await;
+    let mut tab = visitor.ws().await;
+    tab.say("v1", "do you sell iphones").await;
+    let asked = tab.ack().await;
+    tab.bot_says().await; // welcome
+    // No "could you put it another way?" first: the hand-over note comes next.
+    let note = tab.bot_says().await;
+    assert_eq!(note.sender.kind, SenderKind::System, "{}", note.body);
+    assert!(note.meta.as_ref().is_some_and(|m| m.handoff && !m.offline));
+    let handed = agent.opened().await;
+    assert_eq!(handed.id, asked.conversation_id);
+
+    // The admin said the site does not answer it: it is not a question for the list of those
+    // the bot could not answer.
+    let u: Value = app
+        .agent_json(&format!("/api/v1/sites/{}/bot/unanswered", app.site_id))
+        .await;
+    assert_eq!(u["items"], json!([]), "{u}");
 }
 
 #[tokio::test]

@@ -494,7 +494,7 @@ async fn a_sites_own_decline_example_keeps_the_bot_from_answering_what_it_is_lik
     // What the shop does not answer, worded as visitors ask it.
     let (status, v) = add_pair(
         &app,
-        json!({"lang": "en", "decline": true, "answer": "",
+        json!({"lang": "en", "decline": true,
                "questions": [phones, "are there any smartphones for sale"]}),
     )
     .await;
@@ -502,6 +502,7 @@ async fn a_sites_own_decline_example_keeps_the_bot_from_answering_what_it_is_lik
     assert_eq!(v["qa"]["decline"], true, "{v}");
     let tried = try_it(&app, phones).await;
     assert_eq!(tried["intent"], "unknown", "{tried}");
+    assert_eq!(tried["declined"], true, "{tried}");
     assert_eq!(tried["handoff"], true, "{tried}");
     // What it does answer still is.
     assert_eq!(

@@ -1278,10 +1278,7 @@ fn QaList(site: String, admin: Admin) -> impl IntoView {
         <section class=CARD aria-labelledby="bot-qa-title">
             <div class="flex flex-wrap items-center gap-3">
                 <h2 id="bot-qa-title" class="text-base font-semibold text-slate-900">{move || i.t(K::QaPairs)}</h2>
-                <span data-testid="qa-total" class="text-sm text-slate-500">{move || match total.get() {
-                    1 => i.t(K::QaTotalOne).to_owned(),
-                    n => i.tn(K::QaTotal, n),
-                }}</span>
+                <span data-testid="qa-total" class="text-sm text-slate-500">{move || i.tn(K::QaTotal, total.get())}</span>
                 <span class="flex-1"></span>
                 <label class=format!("{BUTTON_QUIET} cursor-pointer")>
                     {move || if importing.get() { i.t(K::Importing) } else { i.t(K::Import) }}
@@ -1533,16 +1530,18 @@ fn QaEditor(draft: Draft, base: String, admin: Admin) -> impl IntoView {
             decline: decline.get_untracked(),
             entities: entities.get_value(),
         };
-        // A decline example answers nothing: it needs questions only (and does not hand over
-        // after an answer; an answer or quick replies it had are kept as they are).
+        // A decline example answers nothing: it needs questions only, and the fields it hides
+        // (kept in the form, should the box be unticked again) are not sent.
         if input.decline {
+            input.answer.clear();
+            input.quick_replies.clear();
             input.handoff = false;
             if input.questions.is_empty() {
-                error.set(Some(i.t(K::QaNeedAQuestion).to_owned()));
+                error.set(Some(i.t(K::QaNeedQuestion).to_owned()));
                 return;
             }
         } else if input.questions.is_empty() || input.answer.is_empty() {
-            error.set(Some(i.t(K::QaNeedQuestion).to_owned()));
+            error.set(Some(i.t(K::QaNeedQuestionAndAnswer).to_owned()));
             return;
         }
         busy.set(true);

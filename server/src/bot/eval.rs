@@ -185,7 +185,7 @@ pub async fn run(base: &BotSettings, action: BotAction) -> anyhow::Result<()> {
             let ctx = BotContext::new(&settings);
             let intent = engine.understand(&ctx, &question).await;
             let response = engine.respond(&ctx, &intent).await;
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "intent": intent.name,
                 "confidence": (f64::from(intent.confidence) * 1000.0).round() / 1000.0,
                 "entities": intent.entities,
@@ -193,6 +193,10 @@ pub async fn run(base: &BotSettings, action: BotAction) -> anyhow::Result<()> {
                 "quick_replies": response.quick_replies,
                 "handoff": response.handoff,
             });
+            if intent.declined {
+                // Like an example of what is not answered (a `decline` pair).
+                line["declined"] = true.into();
+            }
             writeln!(out, "{line}")?;
         }
         BotAction::Eval {

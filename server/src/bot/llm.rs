@@ -139,19 +139,23 @@ impl BotEngine for LlmEngine {
         let found = self
             .retrieval
             .search(&ctx.packs, message, self.context_pairs);
-        let ents = entities::extract(message, &[]);
         let r = &self.retrieval;
+        let top = found.hits.first().map(|h| &r.pair_at(h.pair).qa);
+        let ents = entities::extract(message, top.map_or(&[], |qa| &qa.entities));
         if r.handoff_words().matches(message) {
             return Intent::handoff(&found.lang, ents);
         }
         // Nothing to answer from, or closest to an example of what is not answered here: not
-        // understood, as the retrieval engine says it.
-        if found
-            .hits
-            .first()
-            .is_none_or(|h| r.pair_at(h.pair).qa.decline)
-        {
-            return Intent::unknown(&found.lang, ents, 0.0);
+        // understood, or declined, as the retrieval engine says it.
+        match top {
+            None => return Intent::unknown(&found.lang, ents, 0.0),
+            Some(qa) if qa.decline => {
+                return Intent {
+                    declined: true,
+                    ..Intent::unknown(&found.lang, ents, 0.0)
+                };
+            }
+            Some(_) => {}
         }
         let answers: Vec<(String, String)> = found
             .hits
@@ -183,6 +187,7 @@ impl BotEngine for LlmEngine {
                 lang: found.lang,
                 answer: Some(reply.trim().to_owned()),
                 handoff: false,
+                declined: false,
             },
             // The model's "cannot answer from these pairs".
             Ok(_) => Intent::unknown(&found.lang, ents, found.confidence),

@@ -58,6 +58,10 @@ pub struct Intent {
     /// The engine already decided to hand over (webhook, LLM).
     #[serde(default)]
     pub handoff: bool,
+    /// The message is like one of the examples of what is not answered here (`decline` pairs):
+    /// an [`Intent::UNKNOWN`] that hands over at once, not a doubt that asks to rephrase.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declined: bool,
 }
 
 impl Intent {
@@ -74,6 +78,7 @@ impl Intent {
             lang: lang.to_owned(),
             answer: None,
             handoff: true,
+            declined: false,
         }
     }
 
@@ -88,6 +93,7 @@ impl Intent {
             lang: lang.to_owned(),
             answer: None,
             handoff: false,
+            declined: false,
         }
     }
 }

@@ -580,7 +580,14 @@ impl RetrievalEngine {
         for (pi, pack) in packs.into_iter().enumerate() {
             for pl in pack.languages {
                 let start = pairs.len();
-                for qa in pl.qa {
+                for mut qa in pl.qa {
+                    // The kinds its answer has placeholders for count as listed: whoever
+                    // writes `{order_no}` in an answer expects a bare number to fill it.
+                    for kind in entities::used_by(&qa.answer) {
+                        if !qa.entities.contains(&kind) {
+                            qa.entities.push(kind);
+                        }
+                    }
                     pairs.push(Pair {
                         pack: pi,
                         lang: pl.lang.clone(),
@@ -988,6 +995,7 @@ impl RetrievalEngine {
                 confidence: 0.0,
                 entities: entities::extract(message, &[]),
                 lang: found.lang,
+                declined: true,
                 ..Intent::default()
             },
             Some(p) if found.confidence >= ctx.threshold => Intent {

@@ -151,6 +151,7 @@ impl BotEngine for WebhookEngine {
                     lang: lang.to_owned(),
                     answer: reply.answer,
                     handoff,
+                    declined: false,
                 }
             }
             Err(e) => {

@@ -156,7 +156,8 @@ pub async fn try_it(
         "confidence": (intent.confidence * 1000.0).round() / 1000.0,
         "entities": intent.entities,
         "answer": reply.text,
-        "handoff": reply.handoff || intent.handoff,
+        "handoff": reply.handoff || intent.handoff || intent.declined,
+        "declined": intent.declined,
         "quick_replies": reply.quick_replies,
     }))
     .into_response())
@@ -173,10 +174,27 @@ struct QaOut {
     /// An example of what is not answered (see `corpus/README.md`), not an answer.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     decline: bool,
-    /// The entity kinds it lists (its answer's placeholders count too).
+    /// The entity kinds it lists (the bot also counts those its answer has placeholders for).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     entities: Vec<String>,
     source: String,
+}
+
+impl From<SiteQa> for QaOut {
+    /// One of the site's own pairs.
+    fn from(p: SiteQa) -> Self {
+        QaOut {
+            id: p.id,
+            lang: p.lang,
+            questions: p.questions,
+            answer: p.answer,
+            quick_replies: p.quick_replies,
+            handoff: p.handoff,
+            decline: p.decline,
+            entities: p.entities,
+            source: SITE_PACK.into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -208,17 +226,7 @@ pub async fn qa_list(
     let mut all: Vec<QaOut> = own
         .into_iter()
         .filter(|p| hit(&p.questions, &p.answer, &p.id))
-        .map(|p| QaOut {
-            id: p.id,
-            lang: p.lang,
-            questions: p.questions,
-            answer: p.answer,
-            quick_replies: p.quick_replies,
-            handoff: p.handoff,
-            decline: p.decline,
-            entities: p.entities,
-            source: SITE_PACK.into(),
-        })
+        .map(QaOut::from)
         .collect();
     for pack in state.hub.assistant().packs() {
         if !config.packs.is_empty() && !config.packs.contains(&pack.name) {
@@ -339,11 +347,7 @@ fn check_qa(qa: &mut SiteQa) -> Result<(), ApiError> {
 }
 
 fn qa_out(qa: SiteQa) -> serde_json::Value {
-    json!({ "qa": {
-        "id": qa.id, "lang": qa.lang, "questions": qa.questions, "answer": qa.answer,
-        "quick_replies": qa.quick_replies, "handoff": qa.handoff, "decline": qa.decline,
-        "entities": qa.entities, "source": SITE_PACK,
-    }})
+    json!({ "qa": QaOut::from(qa) })
 }
 
 /// `POST /api/v1/sites/{id}/qa`

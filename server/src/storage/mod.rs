@@ -195,6 +195,8 @@ pub struct SiteQa {
     pub id: String,
     pub lang: String,
     pub questions: Vec<String>,
+    /// Required, except of a decline example.
+    #[serde(default)]
     pub answer: String,
     #[serde(default)]
     pub quick_replies: Vec<String>,

@@ -333,6 +333,20 @@ impl Ws {
         }
     }
 
+    /// Skips frames until a conversation update in which the conversation is `open` (an
+    /// agent's console learning of a hand-over or a new conversation).
+    pub async fn opened(&mut self) -> kefu::Conversation {
+        self.until(|f| match f {
+            ServerFrame::Conversation { conversation }
+                if conversation.status == kefu::ConversationStatus::Open =>
+            {
+                Some(conversation)
+            }
+            _ => None,
+        })
+        .await
+    }
+
     /// Skips frames until one matches.
     pub async fn until<T>(&mut self, mut pick: impl FnMut(ServerFrame) -> Option<T>) -> T {
         loop {
