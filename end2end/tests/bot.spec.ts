@@ -228,6 +228,8 @@ test("an admin tries the bot and adds a QA pair on the bot page", async ({ page 
   await expect(mine.getByTestId("qa-declines")).toHaveCount(0);
   await page.getByTestId("bot-try-input").fill(`${wholesale}?`);
   await expect(page.getByTestId("bot-try-intent")).toHaveText("unknown");
+  await expect(page.getByTestId("bot-try-declined")).toBeVisible();
+  await page.screenshot({ path: `${SHOTS}/console-bot-declined.png` });
 
   // Back to the inbox without a reload.
   await page.getByTestId("inbox-link").click();

@@ -160,6 +160,9 @@ pub struct TryResult {
     pub handoff: bool,
     #[serde(default, deserialize_with = "lenient")]
     pub quick_replies: Vec<String>,
+    /// Like an example of what is not answered here.
+    #[serde(default, deserialize_with = "lenient")]
+    pub declined: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -1082,6 +1085,12 @@ fn TryIt(site: String) -> impl IntoView {
                                     view! {
                                         <span data-testid="bot-try-handoff" data-handoff=r.handoff.to_string()>
                                             {move || if r.handoff { i.t(K::Yes) } else { i.t(K::No) }}
+                                            {r.declined.then(|| view! {
+                                                " "
+                                                <span data-testid="bot-try-declined" class="rounded bg-rose-50 px-1.5 py-px text-[11px] font-medium text-rose-700">
+                                                    {move || i.t(K::Declines)}
+                                                </span>
+                                            })}
                                         </span>
                                     }
                                         .into_any(),
