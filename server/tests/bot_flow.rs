@@ -176,14 +176,11 @@ async fn two_unclear_questions_hand_over_and_are_kept_for_the_admin() {
 async fn a_question_the_site_does_not_answer_hands_over_at_once_and_is_not_kept() {
     let app = spawn_app().await;
     enable_bot(&app).await;
-    let r = app
-        .agent_post(&format!("/api/v1/sites/{}/qa", app.site_id))
-        .json(&json!({"lang": "en", "decline": true,
-                      "questions": ["do you sell iphones", "are there any smartphones for sale"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let (status, v) = app
+        .add_qa(json!({"lang": "en", "decline": true,
+                       "questions": ["do you sell iphones", "are there any smartphones for sale"]}))
+        .await;
+    assert_eq!(status, 201, "{v}");
 
     let mut agent = app.agent_ws().await;
     let visitor = app.visitor().await;
@@ -211,28 +208,16 @@ async fn an_admin_teaches_the_bot_and_tries_it() {
     let app = spawn_app().await;
     enable_bot(&app).await;
     let base = format!("/api/v1/sites/{}", app.site_id);
-    let r = app
-        .agent_post(&format!("{base}/qa"))
-        .json(
-            &json!({"lang": "en", "questions": ["Do you sell oolong tea?", "any oolong?",
-                      "is there oolong in stock"], "answer": "Yes: Tieguanyin and Da Hong Pao."}),
+    let (status, created) = app
+        .add_qa(
+            json!({"lang": "en", "questions": ["Do you sell oolong tea?", "any oolong?",
+                       "is there oolong in stock"], "answer": "Yes: Tieguanyin and Da Hong Pao."}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let created: Value = r.json().await.unwrap();
+        .await;
+    assert_eq!(status, 201);
     let id = created["qa"]["id"].as_str().unwrap().to_owned();
 
-    let tried: Value = app
-        .agent_post(&format!("{base}/bot/try"))
-        .json(&json!({"text": "do you have oolong tea"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tried = app.bot_try("do you have oolong tea").await;
     assert_eq!(tried["intent"], format!("site.{id}"));
     assert_eq!(tried["answer"], "Yes: Tieguanyin and Da Hong Pao.");
     assert!(tried["confidence"].as_f64().unwrap() >= 0.5);

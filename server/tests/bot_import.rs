@@ -62,16 +62,13 @@ async fn own_pairs(app: &TestApp) -> Vec<Value> {
 
 /// An existing pair, so that "unchanged" is not just "empty".
 async fn seed(app: &TestApp) -> Vec<Value> {
-    let r = app
-        .agent_post(&format!("/api/v1/sites/{}/qa", app.site_id))
-        .json(
-            &json!({"lang": "en", "questions": ["Are you open on Sunday?"],
-                      "answer": "Yes, 10:00 to 16:00."}),
+    let (status, _) = app
+        .add_qa(
+            json!({"lang": "en", "questions": ["Are you open on Sunday?"],
+                       "answer": "Yes, 10:00 to 16:00."}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+        .await;
+    assert_eq!(status, 201);
     let own = own_pairs(app).await;
     assert_eq!(own.len(), 1);
     own
@@ -457,56 +454,32 @@ async fn a_pack_file_keeps_hand_over_quick_replies_decline_examples_and_entities
     assert_eq!(stored["entities"], listed["entities"]);
 }
 
-/// What the admin's "try it" box shows for `text`.
-async fn try_it(app: &TestApp, text: &str) -> Value {
-    let r = app
-        .agent_post(&format!("/api/v1/sites/{}/bot/try", app.site_id))
-        .json(&json!({ "text": text }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()
-}
-
-async fn add_pair(app: &TestApp, pair: Value) -> (u16, Value) {
-    let r = app
-        .agent_post(&format!("/api/v1/sites/{}/qa", app.site_id))
-        .json(&pair)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json::<Value>().await.unwrap())
-}
-
 #[tokio::test]
 async fn a_sites_own_decline_example_keeps_the_bot_from_answering_what_it_is_like() {
     let app = spawn_app().await;
     // A tea shop: the packs answer this with something about sellers, confidently.
     let phones = "do you sell iphones";
-    let tried = try_it(&app, phones).await;
+    let tried = app.bot_try(phones).await;
     assert_ne!(tried["intent"], "unknown", "{tried}");
     assert_eq!(
-        try_it(&app, "do you gift wrap").await["intent"],
+        app.bot_try("do you gift wrap").await["intent"],
         "ecommerce.gift-wrap"
     );
 
     // What the shop does not answer, worded as visitors ask it.
-    let (status, v) = add_pair(
-        &app,
-        json!({"lang": "en", "decline": true,
-               "questions": [phones, "are there any smartphones for sale"]}),
-    )
-    .await;
+    let (status, v) = app
+        .add_qa(json!({"lang": "en", "decline": true,
+               "questions": [phones, "are there any smartphones for sale"]}))
+        .await;
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["qa"]["decline"], true, "{v}");
-    let tried = try_it(&app, phones).await;
+    let tried = app.bot_try(phones).await;
     assert_eq!(tried["intent"], "unknown", "{tried}");
     assert_eq!(tried["declined"], true, "{tried}");
     assert_eq!(tried["handoff"], true, "{tried}");
     // What it does answer still is.
     assert_eq!(
-        try_it(&app, "do you gift wrap").await["intent"],
+        app.bot_try("do you gift wrap").await["intent"],
         "ecommerce.gift-wrap"
     );
     let own = own_pairs(&app).await;
@@ -515,8 +488,7 @@ async fn a_sites_own_decline_example_keeps_the_bot_from_answering_what_it_is_lik
 
     // A decline example does not also hand over after answering: it answers nothing.
     let message = refused(
-        add_pair(
-            &app,
+        app.add_qa(
             json!({"lang": "en", "decline": true, "handoff": true, "answer": "",
                    "questions": ["do you ship to the moon"]}),
         )
@@ -531,15 +503,13 @@ async fn a_sites_own_decline_example_keeps_the_bot_from_answering_what_it_is_lik
 #[tokio::test]
 async fn an_answer_with_a_placeholder_fills_it_from_a_bare_number() {
     let app = spawn_app().await;
-    let (status, v) = add_pair(
-        &app,
-        json!({"lang": "en", "answer": "Order {order_no} leaves our tea room within two days.",
+    let (status, v) = app.add_qa(json!({"lang": "en", "answer": "Order {order_no} leaves our tea room within two days.",
                "questions": ["when does my tea order leave the tea room", "tea room dispatch time"]}),
     )
     .await;
     assert_eq!(status, 201, "{v}");
     // A bare number is an order number only for answers that use one.
-    let tried = try_it(&app, "when does 20261129 leave the tea room").await;
+    let tried = app.bot_try("when does 20261129 leave the tea room").await;
     assert_eq!(tried["entities"]["order_no"], "20261129", "{tried}");
     assert_eq!(
         tried["answer"], "Order 20261129 leaves our tea room within two days.",
@@ -548,8 +518,7 @@ async fn an_answer_with_a_placeholder_fills_it_from_a_bare_number() {
 
     // Listed kinds are checked.
     let message = refused(
-        add_pair(
-            &app,
+        app.add_qa(
             json!({"lang": "en", "answer": "Fine.", "entities": ["order_no", "shoe_size"],
                    "questions": ["what size"]}),
         )
@@ -565,8 +534,7 @@ async fn an_answer_with_a_placeholder_fills_it_from_a_bare_number() {
 async fn more_quick_replies_than_the_widget_shows_are_refused_not_cut() {
     let app = spawn_app().await;
     let message = refused(
-        add_pair(
-            &app,
+        app.add_qa(
             json!({"lang": "en", "answer": "Which one?", "questions": ["which tea"],
                    "quick_replies": ["Green", "Black", "Oolong", "White"]}),
         )
@@ -582,17 +550,7 @@ async fn more_quick_replies_than_the_widget_shows_are_refused_not_cut() {
 #[tokio::test]
 async fn the_bot_answers_from_an_import_at_once() {
     let app = spawn_app().await;
-    let base = format!("/api/v1/sites/{}", app.site_id);
-    let try_it = || async {
-        let r = app
-            .agent_post(&format!("{base}/bot/try"))
-            .json(&json!({"text": "do you sell jasmine pearls"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()
-    };
+    let try_it = || app.bot_try("do you sell jasmine pearls");
     // The bot is built (and kept) before the import.
     let tried = try_it().await;
     assert_ne!(tried["answer"], "Yes: Jasmine Pearls, 50 g or 100 g.");
@@ -625,11 +583,9 @@ async fn a_sites_own_pair_answers_its_questions_reworded() {
         ),
         ("zh-CN", zh, json!(["你们卖茉莉龙珠吗", "有茉莉龙珠茶吗"])),
     ] {
-        let (status, v) = add_pair(
-            &app,
-            json!({"lang": lang, "answer": answer, "questions": questions}),
-        )
-        .await;
+        let (status, v) = app
+            .add_qa(json!({"lang": lang, "answer": answer, "questions": questions}))
+            .await;
         assert_eq!(status, 201, "{v}");
     }
     // Visitors add a word or two, or word it their own way: the pair is weighed against the
@@ -642,16 +598,16 @@ async fn a_sites_own_pair_answers_its_questions_reworded() {
         ("请问茉莉龙珠有货吗", zh),
         ("你们有没有茉莉龙珠", zh),
     ] {
-        let tried = try_it(&app, message).await;
+        let tried = app.bot_try(message).await;
         assert_eq!(tried["answer"], answer, "{message}: {tried}");
     }
     // The packs still answer their own topics.
     assert_eq!(
-        try_it(&app, "how long does delivery take").await["intent"],
+        app.bot_try("how long does delivery take").await["intent"],
         "ecommerce.delivery-time"
     );
     assert_eq!(
-        try_it(&app, "do you gift wrap").await["intent"],
+        app.bot_try("do you gift wrap").await["intent"],
         "ecommerce.gift-wrap"
     );
 }

@@ -398,6 +398,9 @@ const INPUT: &str = "mt-1 block w-full rounded-lg border border-slate-300 bg-whi
 const LABEL: &str = "block text-sm font-medium text-slate-700";
 const BUTTON: &str = "rounded-lg bg-indigo-600 px-3 py-2 text-sm font-semibold text-white shadow-sm transition hover:bg-indigo-700 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 focus-visible:ring-offset-2 disabled:opacity-60";
 const BUTTON_QUIET: &str = "rounded-lg px-3 py-2 text-sm font-medium text-slate-700 ring-1 ring-slate-300 transition hover:bg-slate-50 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500";
+/// The badge of a pair or a message the site does not answer (a decline example).
+const DECLINED_BADGE: &str =
+    "rounded bg-rose-50 px-1.5 py-px text-[11px] font-medium text-rose-700";
 const SMALL: &str = "rounded-md px-2 py-1 text-xs font-medium text-slate-600 ring-1 ring-slate-300 transition hover:bg-slate-50 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500";
 
 fn error_box(error: RwSignal<Option<String>>) -> impl IntoView {
@@ -1087,7 +1090,7 @@ fn TryIt(site: String) -> impl IntoView {
                                             {move || if r.handoff { i.t(K::Yes) } else { i.t(K::No) }}
                                             {r.declined.then(|| view! {
                                                 " "
-                                                <span data-testid="bot-try-declined" class="rounded bg-rose-50 px-1.5 py-px text-[11px] font-medium text-rose-700">
+                                                <span data-testid="bot-try-declined" class=DECLINED_BADGE>
                                                     {move || i.t(K::Declines)}
                                                 </span>
                                             })}
@@ -1477,7 +1480,7 @@ fn QaRow(q: QaPair, admin: Admin, delete: Callback<String>) -> impl IntoView {
                         <span class="rounded bg-amber-50 px-1.5 py-px text-[11px] font-medium text-amber-700">{move || i.t(K::HandsOver)}</span>
                     })}
                     {q.decline.then(|| view! {
-                        <span data-testid="qa-declines" class="rounded bg-rose-50 px-1.5 py-px text-[11px] font-medium text-rose-700">{move || i.t(K::Declines)}</span>
+                        <span data-testid="qa-declines" class=DECLINED_BADGE>{move || i.t(K::Declines)}</span>
                     })}
                     <p data-testid="qa-question" class="min-w-0 break-words font-medium text-slate-900">{first}</p>
                     {(more > 0).then(|| view! { <span class="text-xs text-slate-400">{move || i.tn(K::MoreQuestions, more)}</span> })}

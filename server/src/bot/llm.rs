@@ -149,12 +149,7 @@ impl BotEngine for LlmEngine {
         // understood, or declined, as the retrieval engine says it.
         match top {
             None => return Intent::unknown(&found.lang, ents, 0.0),
-            Some(qa) if qa.decline => {
-                return Intent {
-                    declined: true,
-                    ..Intent::unknown(&found.lang, ents, 0.0)
-                };
-            }
+            Some(qa) if qa.decline => return Intent::declined(&found.lang, ents),
             Some(_) => {}
         }
         let answers: Vec<(String, String)> = found

@@ -82,6 +82,15 @@ impl Intent {
         }
     }
 
+    /// Like an example of what is not answered here (a `decline` pair): an unknown intent that
+    /// hands over at once (see [`Intent::declined`]).
+    pub fn declined(lang: &str, entities: BTreeMap<String, String>) -> Intent {
+        Intent {
+            declined: true,
+            ..Intent::unknown(lang, entities, 0.0)
+        }
+    }
+
     /// Not understood: the bot does not answer, and the turn counts toward the two-strikes
     /// rule. Every engine says so the same way (a retrieval match below the threshold, a
     /// webhook reply below it, the LLM's `HANDOFF` reply).

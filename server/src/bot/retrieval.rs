@@ -220,6 +220,15 @@ fn ngram_idf(n: usize, df: u32) -> f32 {
     ((n as f32 + 1.0) / (df as f32 + 1.0)).ln() + 1.0
 }
 
+/// What `bg`, the index another is layered on (see [`RetrievalEngine::layered`]), adds to the
+/// n-gram `gram`'s statistics: its variants, and how many of them hold the n-gram.
+fn ngram_background(bg: Option<&LangIndex>, gram: &str) -> (usize, u32) {
+    bg.map_or((0, 0), |bg| {
+        let df = bg.ngrams.get(gram).map_or(0, |l| l.len() as u32);
+        (bg.variants.lens.len(), df)
+    })
+}
+
 /// Per-variant sums of one search, kept per thread so that each search does not allocate
 /// (and fault in) arrays as long as a language's variants.
 #[derive(Default)]
@@ -519,11 +528,10 @@ fn index_language(
             df[g as usize] += 1;
         }
     }
-    let mut nvariants = c.grams.len();
-    if let Some(bg) = bg {
-        nvariants += bg.variants.lens.len();
+    let nvariants = c.grams.len() + bg.map_or(0, |bg| bg.variants.lens.len());
+    if bg.is_some() {
         for (name, &number) in &c.gram_numbers {
-            df[number as usize] += bg.ngrams.get(name.as_str()).map_or(0, |l| l.len() as u32);
+            df[number as usize] += ngram_background(bg, name).1;
         }
     }
     let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); ngrams];
@@ -809,13 +817,9 @@ impl RetrievalEngine {
             .into_iter()
             .map(|(g, n)| {
                 let list = index.ngrams.get(g);
-                let mut df = list.map_or(0, |l| l.len() as u32);
-                let mut n_all = nvar;
-                if let Some(bg) = bg {
-                    df += bg.ngrams.get(g).map_or(0, |l| l.len() as u32);
-                    n_all += bg.variants.lens.len();
-                }
-                (list, (1.0 + (n as f32).ln()) * ngram_idf(n_all, df))
+                let (n_bg, df_bg) = ngram_background(bg, g);
+                let df = list.map_or(0, |l| l.len() as u32) + df_bg;
+                (list, (1.0 + (n as f32).ln()) * ngram_idf(nvar + n_bg, df))
             })
             .collect();
         let qnorm = q.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
@@ -990,14 +994,9 @@ impl RetrievalEngine {
         }
         match top {
             // Closer to an example of what is not answered here than to any answer.
-            Some(p) if p.qa.decline => Intent {
-                name: Intent::UNKNOWN.to_owned(),
-                confidence: 0.0,
-                entities: entities::extract(message, &[]),
-                lang: found.lang,
-                declined: true,
-                ..Intent::default()
-            },
+            Some(p) if p.qa.decline => {
+                Intent::declined(&found.lang, entities::extract(message, &[]))
+            }
             Some(p) if found.confidence >= ctx.threshold => Intent {
                 name: p.qa.id.clone(),
                 confidence: found.confidence,
@@ -1057,6 +1056,8 @@ impl RetrievalEngine {
 mod tests {
     use super::*;
 
+    use crate::bot::corpus::PackLang;
+
     #[test]
     fn the_largest_score_is_the_one_taken_in_order() {
         let in_order = |s: &[f32]| s.iter().fold(0f32, |v, &x| if x > v { x } else { v });
@@ -1072,8 +1073,6 @@ mod tests {
             }
         }
     }
-    use crate::bot::corpus::PackLang;
-
     fn qa(id: &str, questions: &[&str], answer: &str) -> QaPair {
         QaPair {
             id: id.into(),

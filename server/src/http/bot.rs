@@ -156,7 +156,7 @@ pub async fn try_it(
         "confidence": (intent.confidence * 1000.0).round() / 1000.0,
         "entities": intent.entities,
         "answer": reply.text,
-        "handoff": reply.handoff || intent.handoff || intent.declined,
+        "handoff": reply.handoff || intent.handoff,
         "declined": intent.declined,
         "quick_replies": reply.quick_replies,
     }))

@@ -204,6 +204,29 @@ impl TestApp {
     }
 
     /// GET `path` as the agent and parse the JSON body.
+    /// What the admin's "try it" box shows for `text` on the test site.
+    pub async fn bot_try(&self, text: &str) -> Value {
+        let r = self
+            .agent_post(&format!("/api/v1/sites/{}/bot/try", self.site_id))
+            .json(&json!({ "text": text }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// Adds one of the test site's own QA pairs: the status and the JSON answer.
+    pub async fn add_qa(&self, pair: Value) -> (u16, Value) {
+        let r = self
+            .agent_post(&format!("/api/v1/sites/{}/qa", self.site_id))
+            .json(&pair)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
     pub async fn agent_json(&self, path: &str) -> Value {
         self.agent_get(path)
             .send()
